@@ -1,0 +1,59 @@
+# ecom: the two commands a newcomer needs are `make up` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
+
+# The project's virtualenv, installed from the pinned lock file.
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || PYTHON=python3; \
+	  [ -x $(PY) ] || $${PYTHON:-python3} -m venv $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Regenerate generated/ (Python stubs, .pyi, descriptor set) from proto/.
+proto: $(STAMP)
+	$(PY) proto/generate.py
+
+# Fail when generated/ does not match proto/.
+proto-check: $(STAMP)
+	$(PY) proto/generate.py --check
+
+lint: $(STAMP)
+	$(PY) -m infra.lint
+
+# Wire-compatibility of the contracts against main (run on a branch).
+breaking: $(STAMP)
+	$$($(PY) -c 'from infra.tools import buf; print(buf())') breaking proto --against '.git#branch=main,subdir=proto'
+
+# Bring up the whole system (infrastructure now; services and the edge as they land).
+up: $(STAMP)
+	$(PY) -m infra up
+
+down: $(STAMP)
+	$(PY) -m infra down
+
+status: $(STAMP)
+	$(PY) -m infra status
+
+infra-up: up
+infra-down: down
+infra-status: status
+infra-reset: $(STAMP)
+	$(PY) -m infra reset
+infra-install: $(STAMP)
+	$(PY) -m infra install
+
+# The full suite. Starts the servers it needs and stops those it started.
+test: $(STAMP)
+	$(PY) -m infra install
+	$(PY) -m pytest -p no:cacheprovider tests/unit tests/integration $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)

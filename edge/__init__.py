@@ -1,0 +1,1 @@
+"""The REST edge: Envoy configuration generated from the descriptor set, and the OpenAPI document."""

@@ -1,0 +1,80 @@
+"""`python -m infra up | down | status | logs NAME | reset | env | install`
+
+Starts, checks and stops the real servers ecom needs as local processes,
+without containers. See README.md for ports and measurements."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from infra import stack, tools
+from infra.core import InfraError, rss_bytes, tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name, help_ in [
+        ("up", "install what is missing, start every server, wait until ready"),
+        ("down", "stop the servers this stack started (pid files), nothing else"),
+        ("status", "each server with pid, port, version and health"),
+        ("reset", "wipe the data of stopped servers"),
+        ("install", "download and build everything, start nothing"),
+    ]:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("names", nargs="*", help="only these servers")
+    lp = sub.add_parser("logs", help="the last lines of a server's log")
+    lp.add_argument("name")
+    lp.add_argument("-n", type=int, default=60)
+    sub.add_parser("env", help="print ECOM_* exports for the local stack")
+    args = p.parse_args(argv)
+
+    try:
+        if args.cmd == "up":
+            t0 = time.monotonic()
+            stack.up(args.names)
+            print(f"stack up in {time.monotonic() - t0:.1f}s")
+            print_status(args.names)
+        elif args.cmd == "down":
+            stack.down(args.names)
+        elif args.cmd == "status":
+            return 0 if print_status(args.names) else 1
+        elif args.cmd == "reset":
+            for s in stack.select(args.names):
+                s.reset()
+        elif args.cmd == "install":
+            if not args.names:
+                tools.install_all()
+            for s in stack.select(args.names):
+                s.install()
+        elif args.cmd == "logs":
+            (server,) = stack.select([args.name])
+            print(tail(server.log_file, args.n))
+        elif args.cmd == "env":
+            for k, v in stack.env().items():
+                print(f"export {k}={v}")
+    except InfraError as exc:
+        print(f"infra: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_status(names: list[str] | None) -> bool:
+    rows = [s.status() for s in stack.select(names)]
+    total = 0
+    print(f"{'server':<14}{'state':<10}{'pid':>8}{'port':>7}  {'health':<8}{'rss MiB':>8}  version")
+    for r in rows:
+        rss = rss_bytes(r.pid) if r.pid else 0
+        total += rss
+        print(f"{r.name:<14}{r.state:<10}{r.pid or '-':>8}{r.port:>7}  "
+              f"{'ok' if r.healthy else 'DOWN':<8}{rss / 2**20:>8.0f}  {r.version}")
+    print(f"total resident memory: {total / 2**20:.0f} MiB")
+    return all(r.healthy for r in rows)
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main())

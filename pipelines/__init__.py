@@ -1,0 +1,1 @@
+"""Spark jobs: streaming analytics, ALS training, serviceability precompute."""
