@@ -1,0 +1,135 @@
+"""The authenticated caller of an RPC, and the checks servicers make on it.
+
+Trust model
+-----------
+Services never verify JWTs themselves. The Envoy edge (``jwt_authn``)
+verifies the ``Authorization: Bearer`` token and forwards its payload as the
+``x-jwt-payload`` header: base64url-encoded JSON claims, ``sub`` = user id,
+``roles`` = list of strings (``["customer"]``, ``["admin"]``). A service
+believes that header as-is, which is safe only because:
+
+* services listen where only the edge and other services can reach them
+  (loopback by default; a private network or mesh policy in a cluster);
+* the edge removes any client-supplied ``x-jwt-payload`` *before*
+  ``jwt_authn`` runs, so a request without a token arrives with no caller;
+* service-to-service calls forward the inbound header verbatim
+  (:mod:`mesh.channels` does it), so the downstream service checks the same
+  end user; background jobs name their own caller with
+  :func:`mesh.context.call_scope`.
+
+A header that is present but cannot be decoded is rejected with
+UNAUTHENTICATED rather than treated as anonymous: it means something
+between the edge and the service is broken or forged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mesh.context import current_call
+from mesh.errors import PermissionDenied, Unauthenticated
+
+JWT_PAYLOAD_HEADER = "x-jwt-payload"
+ADMIN_ROLE = "admin"
+CUSTOMER_ROLE = "customer"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated principal: a user id and the roles the token grants."""
+
+    user_id: str
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
+
+    def may_act_for(self, user_id: str) -> bool:
+        """True when the caller is ``user_id`` or an admin."""
+        return self.is_admin or self.user_id == user_id
+
+
+def decode_jwt_payload(value: str | bytes) -> Caller:
+    """Parse an ``x-jwt-payload`` header (base64url JSON, padded or not)."""
+    raw = value.encode() if isinstance(value, str) else value
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise Unauthenticated(
+            f"{JWT_PAYLOAD_HEADER} is not base64url-encoded JSON", reason="MALFORMED_IDENTITY"
+        ) from exc
+    if not isinstance(claims, dict):
+        raise Unauthenticated(
+            f"{JWT_PAYLOAD_HEADER} is not a JSON object", reason="MALFORMED_IDENTITY"
+        )
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise Unauthenticated(
+            f"{JWT_PAYLOAD_HEADER} has no 'sub' claim", reason="MALFORMED_IDENTITY"
+        )
+    roles = claims.get("roles", [])
+    if isinstance(roles, str):
+        roles = [roles]
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthenticated(
+            f"{JWT_PAYLOAD_HEADER} 'roles' must be a list of strings", reason="MALFORMED_IDENTITY"
+        )
+    return Caller(user_id=sub, roles=frozenset(roles))
+
+
+def encode_jwt_payload(caller: Caller) -> str:
+    """The ``x-jwt-payload`` value the edge would send for ``caller`` (unpadded
+    base64url, like Envoy). For tests and background jobs."""
+    claims = {"sub": caller.user_id, "roles": sorted(caller.roles)}
+    return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+
+
+def caller_from_metadata(
+    metadata: Iterable[tuple[str, str | bytes]] | None,
+) -> tuple[Caller | None, str | None]:
+    """The caller named by request metadata and the raw header, (None, None)
+    when the call is anonymous. Raises Unauthenticated on a malformed header."""
+    for key, value in metadata or ():
+        if key == JWT_PAYLOAD_HEADER:
+            raw = value.decode() if isinstance(value, bytes) else value
+            return decode_jwt_payload(raw), raw
+    return None, None
+
+
+def current_caller() -> Caller | None:
+    """The caller of the RPC being served, None when anonymous or outside a call."""
+    call = current_call()
+    return call.caller if call else None
+
+
+def require_caller() -> Caller:
+    """The caller, or UNAUTHENTICATED when the call carries no identity."""
+    caller = current_caller()
+    if caller is None:
+        raise Unauthenticated("this call needs a signed-in user", reason="NOT_SIGNED_IN")
+    return caller
+
+
+def require_owner_or_admin(user_id: str) -> Caller:
+    """The caller, if it is ``user_id`` itself or an admin; PERMISSION_DENIED otherwise."""
+    caller = require_caller()
+    if not caller.may_act_for(user_id):
+        raise PermissionDenied(
+            "callers may only reach their own resources",
+            reason="NOT_OWNER",
+            metadata={"user_id": user_id},
+        )
+    return caller
+
+
+def require_admin() -> Caller:
+    """The caller, if it has the admin role; PERMISSION_DENIED otherwise."""
+    caller = require_caller()
+    if not caller.is_admin:
+        raise PermissionDenied("this call needs the admin role", reason="ADMIN_ONLY")
+    return caller

@@ -1,0 +1,168 @@
+"""Settings from ``ECOM_*`` environment variables, defaulting to the local stack.
+
+Every service subclasses :class:`ServiceSettings` for its own knobs and loads
+it once in ``main.py`` with :func:`load_settings`, which reports a bad value
+by its variable name (``ECOM_ORDER_HOLD_SECONDS: ...``) instead of a
+pydantic field path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar, overload
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ECOM_"
+
+# The one table of service listen ports: ECOM_<SVC>_ADDR defaults to
+# 127.0.0.1:<port>. Loopback by default: services must be reachable only by
+# the edge and each other (see mesh.auth for why).
+SERVICE_PORTS: dict[str, int] = {
+    "catalog": 50051,
+    "search": 50052,
+    "tat": 50053,
+    "users": 50054,
+    "cart": 50055,
+    "inventory": 50056,
+    "orders": 50057,
+    "payments": 50058,
+    "recs": 50059,
+    "notify": 50060,
+}
+
+
+def _addr(service: str) -> str:
+    return f"127.0.0.1:{SERVICE_PORTS[service]}"
+
+
+class ConfigError(ValueError):
+    """One or more ECOM_* variables are invalid; the message names each."""
+
+
+class ServiceSettings(BaseSettings):
+    """Settings shared by every service. Subclass to add a service's own."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Datastores (the local stack's project ports).
+    mysql_url: str = "mysql://root@127.0.0.1:13306"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    es_url: str = "http://127.0.0.1:19200"
+    cassandra_hosts: str = "127.0.0.1:19042"
+    mongo_url: str = "mongodb://127.0.0.1:17017/"
+
+    # Where each service listens (and where the others find it).
+    catalog_addr: str = _addr("catalog")
+    search_addr: str = _addr("search")
+    tat_addr: str = _addr("tat")
+    users_addr: str = _addr("users")
+    cart_addr: str = _addr("cart")
+    inventory_addr: str = _addr("inventory")
+    orders_addr: str = _addr("orders")
+    payments_addr: str = _addr("payments")
+    recs_addr: str = _addr("recs")
+    notify_addr: str = _addr("notify")
+    edge_port: int = Field(default=8080, ge=1, le=65535)
+
+    # Business knobs shared by several services.
+    order_hold_seconds: int = Field(default=600, gt=0)
+
+    # Runtime.
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    health_check_interval_seconds: float = Field(default=5.0, gt=0)
+    health_check_timeout_seconds: float = Field(default=2.0, gt=0)
+    call_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Name prefixes so test runs (and tenants sharing a cluster) never collide.
+    topic_prefix: str = ""
+    index_prefix: str = ""
+    db_prefix: str = ""
+    keyspace_prefix: str = ""
+    redis_prefix: str = ""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in logging.getLevelNamesMapping():
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _host_port(cls, value: object, info: ValidationInfo) -> object:
+        if (info.field_name or "").endswith("_addr") and isinstance(value, str):
+            try:
+                _split_host_port(value)
+            except ValueError:
+                raise ValueError("expected host:port, e.g. 127.0.0.1:50051") from None
+        return value
+
+    def addr_of(self, service: str) -> str:
+        """The ``host:port`` of ``service`` (``ECOM_<SVC>_ADDR``)."""
+        value = getattr(self, f"{service}_addr", None)
+        if not isinstance(value, str):
+            raise KeyError(
+                f"no address configured for service {service!r} (ECOM_{service.upper()}_ADDR)"
+            )
+        return value
+
+    def topic(self, name: str) -> str:
+        """A Kafka topic name with this run's prefix."""
+        return self.topic_prefix + name
+
+    def index(self, name: str) -> str:
+        """An Elasticsearch index name with this run's prefix."""
+        return self.index_prefix + name
+
+    def database(self, name: str) -> str:
+        """A MariaDB/Mongo database name with this run's prefix."""
+        return self.db_prefix + name
+
+    def keyspace(self, name: str) -> str:
+        """A Cassandra keyspace name with this run's prefix."""
+        return self.keyspace_prefix + name
+
+    def redis_key(self, key: str) -> str:
+        """A Redis key with this run's prefix."""
+        return self.redis_prefix + key
+
+    @property
+    def cassandra_contact_points(self) -> list[tuple[str, int]]:
+        """ECOM_CASSANDRA_HOSTS (``h1:p1,h2:p2``) as (host, port) pairs."""
+        return [_split_host_port(h.strip()) for h in self.cassandra_hosts.split(",") if h.strip()]
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@overload
+def load_settings(**overrides: Any) -> ServiceSettings: ...
+@overload
+def load_settings(cls: type[S], /, **overrides: Any) -> S: ...
+def load_settings(cls: type[ServiceSettings] = ServiceSettings, /, **overrides: Any) -> Any:
+    """Read settings from the environment; raise :class:`ConfigError` naming
+    every bad variable. ``overrides`` win over the environment (tests)."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            var = ENV_PREFIX + field.upper()
+            given = err.get("input")
+            shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{var}: {message}{shown}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

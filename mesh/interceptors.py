@@ -1,0 +1,236 @@
+"""The server interceptor every mesh service runs behind.
+
+grpc.aio server interceptors only see the method name before the call, not
+its outcome, so this one wraps the *handler* it gets back: the wrapper runs
+inside the call's task, around the servicer method, and therefore sees the
+request metadata, the exception (if any) and the final status. For each
+call it:
+
+* opens a :func:`mesh.context.call_scope`-style context: request id (from
+  ``x-request-id`` or fresh), caller (from ``x-jwt-payload``), and absolute
+  deadline, which :mod:`mesh.channels` propagates on outgoing calls;
+* maps exceptions to a status once: :class:`mesh.errors.DomainError` to its
+  code with rich details, anything unexpected to INTERNAL with a generic
+  message (the traceback goes to the server log only);
+* echoes the request id in trailing metadata (also on errors);
+* writes one JSON access-log line (logger ``ecom.access``): method, code,
+  duration_ms, request_id, user_id, peer, and reason for domain errors.
+
+Unary and streaming handlers are both covered; streaming handlers may be
+async generators or coroutines that call ``context.write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from mesh.auth import caller_from_metadata
+from mesh.context import REQUEST_ID_HEADER, CallContext, activate, new_request_id
+from mesh.errors import DomainError, to_grpc_status, to_rpc_status
+
+access_log = logging.getLogger("ecom.access")
+log = logging.getLogger("mesh.interceptors")
+
+# Infrastructure calls (probes every few seconds, grpcurl) log at DEBUG.
+QUIET_METHOD_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+def _metadata_value(metadata: Any, key: str) -> str | None:
+    for k, v in metadata or ():
+        if k == key:
+            return v.decode() if isinstance(v, bytes) else str(v)
+    return None
+
+
+class _Call:
+    """Book-keeping for one call: its context, outcome and access-log line."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.context = context
+        self.started = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+        self.reason: str | None = None
+        self.identity_error: DomainError | None = None
+        metadata = context.invocation_metadata()
+        inbound_id = _metadata_value(metadata, REQUEST_ID_HEADER)
+        request_id = (
+            inbound_id if inbound_id and _VALID_REQUEST_ID.match(inbound_id) else new_request_id()
+        )
+        caller, raw_payload = None, None
+        try:
+            caller, raw_payload = caller_from_metadata(metadata)
+        except DomainError as exc:
+            self.identity_error = exc
+        # Set up front so it also rides on a status the servicer sends itself
+        # with context.abort(); later trailing metadata is merged with it.
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        remaining = context.time_remaining()
+        self.ctx = CallContext(
+            request_id=request_id,
+            method=method,
+            caller=caller,
+            jwt_payload=raw_payload,
+            deadline=None if remaining is None else time.monotonic() + remaining,
+        )
+
+    def _echo_request_id(self, extra: tuple[tuple[str, str | bytes], ...] = ()) -> tuple[Any, ...]:
+        existing = tuple(self.context.trailing_metadata() or ()) + extra
+        if any(k == REQUEST_ID_HEADER for k, _ in existing):
+            return existing
+        merged = (*existing, (REQUEST_ID_HEADER, self.ctx.request_id))
+        self.context.set_trailing_metadata(merged)
+        return merged
+
+    def succeeded(self) -> None:
+        code = self.context.code()
+        self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+        self._echo_request_id()
+
+    async def failed(self, exc: BaseException) -> None:
+        """Record ``exc`` and end the call with the right status. Always raises."""
+        if isinstance(exc, grpc.aio.AbortError):
+            # The servicer called context.abort itself; keep its status.
+            code = self.context.code()
+            self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+            raise exc
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            expired = self.ctx.remaining() == 0.0
+            self.code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            raise exc
+        if not isinstance(exc, Exception):
+            self.code = grpc.StatusCode.UNKNOWN
+            raise exc
+        rich = to_rpc_status(exc, self.ctx.request_id)
+        status = to_grpc_status(rich)
+        self.code = status.code
+        if isinstance(exc, DomainError):
+            self.reason = exc.reason
+        elif isinstance(exc, grpc.RpcError) and self.code != grpc.StatusCode.INTERNAL:
+            log.warning(
+                "downstream call failed in %s: %s",
+                self.method,
+                exc,
+                extra={"request_id": self.ctx.request_id},
+            )
+        else:
+            log.error(
+                "unhandled error in %s",
+                self.method,
+                exc_info=exc,
+                extra={"request_id": self.ctx.request_id},
+            )
+        trailing = self._echo_request_id(tuple(status.trailing_metadata))
+        await self.context.abort(status.code, status.details, trailing)
+
+    def log(self) -> None:
+        level = logging.DEBUG if self.method.startswith(QUIET_METHOD_PREFIXES) else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "method": self.method,
+            "code": self.code.name,
+            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
+            "request_id": self.ctx.request_id,
+            "user_id": self.ctx.caller.user_id if self.ctx.caller else None,
+            "peer": self.context.peer(),
+        }
+        if self.reason:
+            fields["reason"] = self.reason
+        access_log.log(level, "rpc", extra=fields)
+
+
+def _wrap_call(behavior: Handler, method: str) -> Handler:
+    """Wrap a handler that returns (or awaits) its result."""
+
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, context)
+        with activate(call.ctx):
+            try:
+                if call.identity_error:
+                    raise call.identity_error
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+            except BaseException as exc:
+                await call.failed(exc)
+                raise  # unreachable: failed() always raises
+            else:
+                call.succeeded()
+                return result
+            finally:
+                call.log()
+
+    return handler
+
+
+def _wrap_generator(
+    behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]], method: str
+) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    """Wrap a streaming handler written as an async generator."""
+
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, context)
+        with activate(call.ctx):
+            try:
+                if call.identity_error:
+                    raise call.identity_error
+                async for item in behavior(request, context):
+                    yield item
+            except BaseException as exc:
+                await call.failed(exc)
+            else:
+                call.succeeded()
+            finally:
+                call.log()
+
+    return handler
+
+
+def _wrap_streaming(behavior: Any, method: str) -> Any:
+    if inspect.isasyncgenfunction(behavior):
+        return _wrap_generator(behavior, method)
+    return _wrap_call(behavior, method)
+
+
+class MeshServerInterceptor(grpc.aio.ServerInterceptor):
+    """Installs the call context, error mapping and access log on every method."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        deserialize, serialize = handler.request_deserializer, handler.response_serializer
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_call(handler.unary_unary, method), deserialize, serialize
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_streaming(handler.unary_stream, method), deserialize, serialize
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_call(handler.stream_unary, method), deserialize, serialize
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap_streaming(handler.stream_stream, method), deserialize, serialize
+            )
+        return handler
