@@ -9,8 +9,7 @@ STAMP := $(VENV)/.installed
 
 # The project's virtualenv, installed from the pinned lock file.
 $(STAMP): pyproject.toml requirements.lock
-	@command -v $(PYTHON) >/dev/null || PYTHON=python3; \
-	  [ -x $(PY) ] || $${PYTHON:-python3} -m venv $(VENV) || $(PYTHON) -m venv $(VENV)
+	[ -x $(PY) ] || $$(command -v $(PYTHON) || command -v python3) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
@@ -28,9 +27,11 @@ proto-check: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m infra.lint
 
-# Wire-compatibility of the contracts against main (run on a branch).
+# Wire-compatibility of the contracts against main (run on a branch): the
+# working tree's contracts versus the generated/ecom.protoset committed on main
+# (buf reads images because the google/* imports live in Python wheels).
 breaking: $(STAMP)
-	$$($(PY) -c 'from infra.tools import buf; print(buf())') breaking proto --against '.git#branch=main,subdir=proto'
+	$(PY) -m infra.lint --breaking main
 
 # Bring up the whole system (infrastructure now; services and the edge as they land).
 up: $(STAMP)

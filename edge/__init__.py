@@ -1,1 +1,3 @@
-"""The REST edge: Envoy configuration generated from the descriptor set, and the OpenAPI document."""
+"""The REST edge: Envoy configuration generated from the descriptor set, and
+the OpenAPI document.
+"""

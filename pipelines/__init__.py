@@ -1,1 +1,2 @@
-"""Spark jobs: streaming analytics, ALS training, serviceability precompute."""
+"""Spark jobs: streaming analytics, ALS training, serviceability precompute.
+"""

@@ -1,4 +1,5 @@
-"""Item service: the catalog's source of truth on the MongoDB-wire server (FerretDB), with supplier inbound feeds.
+"""Item service: the catalog's source of truth on the MongoDB-wire server
+(FerretDB), with supplier inbound feeds.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

@@ -1,4 +1,5 @@
-"""Inventory: stock per item and warehouse, all-or-nothing reservations, on MariaDB with CHECK constraints.
+"""Inventory: stock per item and warehouse, all-or-nothing reservations, on
+MariaDB with CHECK constraints.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

@@ -1,4 +1,5 @@
-"""Notifications: one API over email and SMS channels, with a record of what was sent to each user.
+"""Notifications: one API over email and SMS channels, with a record of what
+was sent to each user.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

@@ -1,4 +1,5 @@
-"""Orders: order taking and processing, hold expiry, reconciliation, archival to Cassandra and the merged order history.
+"""Orders: order taking and processing, hold expiry, reconciliation, archival
+to Cassandra and the merged order history.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

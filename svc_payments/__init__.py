@@ -1,4 +1,5 @@
-"""Payments: payment intents with idempotency keys, gateway adapters, refunds, on MariaDB.
+"""Payments: payment intents with idempotency keys, gateway adapters, refunds,
+on MariaDB.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

@@ -1,4 +1,5 @@
-"""Recommendations per user and per category, served from Cassandra, trained by Spark ALS in pipelines/.
+"""Recommendations per user and per category, served from Cassandra, trained by
+Spark ALS in pipelines/.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

@@ -1,4 +1,6 @@
-"""Search: the indexer that consumes catalog.items and inventory.stock into Elasticsearch, and the Search API that annotates each hit with deliverability for the shopper's pincode.
+"""Search: the indexer that consumes catalog.items and inventory.stock into
+Elasticsearch, and the Search API that annotates each hit with
+deliverability for the shopper's pincode.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

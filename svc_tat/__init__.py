@@ -1,4 +1,5 @@
-"""Serviceability and turnaround time: a precomputed warehouse x pincode matrix, cached, answering deliverable? and when.
+"""Serviceability and turnaround time: a precomputed warehouse x pincode
+matrix, cached, answering deliverable? and when.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),

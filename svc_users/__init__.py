@@ -1,4 +1,5 @@
-"""Users: sign up, login (JWT issuing with a published JWKS), profiles and addresses on MariaDB with a Redis read-through cache.
+"""Users: sign up, login (JWT issuing with a published JWKS), profiles and
+addresses on MariaDB with a Redis read-through cache.
 
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),
