@@ -1,0 +1,96 @@
+"""MariaDB access for services: an async SQLAlchemy engine per database.
+
+The server comes from `ECOM_MYSQL_URL` (`mysql://user[:password]@host:port`,
+no database); each service names its own database, which is created on first
+use. The driver is asyncmy; the character set is utf8mb4 everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:13306"
+# Database names we create: letters, digits and underscores, as MariaDB's
+# unquoted identifiers allow. Anything else is a bug in the caller.
+_DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def mysql_url_from_env() -> str:
+    """`ECOM_MYSQL_URL`, or the local stack's MariaDB."""
+    return os.environ.get("ECOM_MYSQL_URL", DEFAULT_MYSQL_URL)
+
+
+def async_url(server_url: str, database: str | None = None) -> URL:
+    """`mysql://root@host:port` (any mysql+driver scheme) -> the asyncmy URL
+    for `database` (or for no database)."""
+    url = make_url(server_url)
+    if not url.drivername.startswith(("mysql", "mariadb")):
+        raise ValueError(f"not a MySQL/MariaDB URL: {url.render_as_string(hide_password=True)}")
+    query = {**url.query, "charset": "utf8mb4"}
+    # `URL.set` ignores None, and a server URL's own path must not leak through.
+    return url.set(drivername="mysql+asyncmy", query=query)._replace(database=database)
+
+
+def _checked(database: str) -> str:
+    if not _DB_NAME.match(database):
+        raise ValueError(f"invalid database name {database!r}: use letters, digits and _")
+    return database
+
+
+async def create_database(server_url: str, database: str) -> None:
+    """CREATE DATABASE IF NOT EXISTS, in utf8mb4."""
+    engine = create_async_engine(async_url(server_url), poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    f"CREATE DATABASE IF NOT EXISTS `{_checked(database)}` "
+                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def drop_database(server_url: str, database: str) -> None:
+    """DROP DATABASE IF EXISTS (test clean-up)."""
+    engine = create_async_engine(async_url(server_url), poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS `{_checked(database)}`"))
+    finally:
+        await engine.dispose()
+
+
+async def make_engine(
+    server_url: str,
+    database: str,
+    *,
+    create: bool = True,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    **engine_kwargs: Any,
+) -> AsyncEngine:
+    """An async engine bound to `database` on the server at `server_url`,
+    creating the database first unless `create` is False.
+
+    Connections are checked before use (a restarted MariaDB costs one
+    reconnect, not an error) and recycled hourly, under MariaDB's idle
+    timeout. Dispose it with `await engine.dispose()` when done."""
+    if create:
+        await create_database(server_url, database)
+    return create_async_engine(
+        async_url(server_url, _checked(database)),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        **engine_kwargs,
+    )
