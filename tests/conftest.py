@@ -11,13 +11,19 @@ servers while working on one area; ECOM_KEEP_STACK=1 leaves them running.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import grpc
 import pytest
 
 from infra import stack as infra_stack
-from infra.core import Server
+from infra.core import REPO, STACK, Server, tail
 
 
 class Stack:
@@ -71,3 +77,123 @@ def stack() -> Iterator[Stack]:
     if not os.environ.get("ECOM_KEEP_STACK"):
         for s in st.started:
             s.stop()
+
+
+# --------------------------------------------------------------------------
+# Our own services, run as real processes against the stack
+# --------------------------------------------------------------------------
+
+SERVICES = ["catalog", "search", "tat", "users", "cart", "inventory", "orders", "payments",
+            "recs", "notify"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningService:
+    """One service process started by the tests."""
+
+    def __init__(self, name: str, addr: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.name, self.addr, self.proc, self.log = name, addr, proc, log
+
+    def channel(self) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(self.addr)
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9, for crash-safety tests."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Services:
+    """Starts `svc_<name>.main` processes on free ports, isolated per run.
+
+    Every service of the run knows every other's address (ECOM_<SVC>_ADDR),
+    its databases, topics, indices, keyspaces and Redis keys carry the run's
+    prefixes, and all of them stop at the end of the session."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.running: dict[str, RunningService] = {}
+        self.env = {
+            **os.environ,
+            **stack.env,
+            "ECOM_DB_PREFIX": f"t_{stack.run_id}_",
+            "ECOM_TOPIC_PREFIX": stack.topic_prefix,
+            "ECOM_INDEX_PREFIX": stack.es_prefix,
+            "ECOM_KEYSPACE_PREFIX": f"t_{stack.run_id}_",
+            "ECOM_REDIS_PREFIX": stack.redis_prefix,
+            "ECOM_SHUTDOWN_GRACE_SECONDS": "5",
+            "ECOM_HEALTH_CHECK_INTERVAL_SECONDS": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name in SERVICES:
+            self.env[f"ECOM_{name.upper()}_ADDR"] = f"127.0.0.1:{_free_port()}"
+
+    def addr(self, name: str) -> str:
+        return self.env[f"ECOM_{name.upper()}_ADDR"]
+
+    def start(self, name: str, *, timeout: float = 90, **env: str) -> RunningService:
+        """Start svc_<name> (once per session unless it was stopped) and wait
+        until its health check says SERVING."""
+        svc = self.running.get(name)
+        if svc is not None and svc.proc.poll() is None:
+            return svc
+        log = STACK / "logs" / f"test-{self.stack.run_id}-{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"svc_{name}.main"], stdout=out, stderr=subprocess.STDOUT,
+                env={**self.env, **env}, cwd=REPO, start_new_session=True,
+            )
+        svc = RunningService(name, self.addr(name), proc, log)
+        self.running[name] = svc
+        _wait_serving(svc, timeout)
+        return svc
+
+    def stop_all(self) -> None:
+        for svc in self.running.values():
+            svc.stop()
+
+
+def _wait_serving(svc: RunningService, timeout: float) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(svc.addr) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            if svc.proc.poll() is not None:
+                raise RuntimeError(f"svc_{svc.name} exited with {svc.proc.returncode}:\n"
+                                   f"{tail(svc.log)}")
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    svc.stop()
+    raise RuntimeError(f"svc_{svc.name} not SERVING after {timeout}s:\n{tail(svc.log)}")
+
+
+@pytest.fixture(scope="session")
+def services(stack: Stack) -> Iterator[Services]:
+    runner = Services(stack)
+    yield runner
+    runner.stop_all()
