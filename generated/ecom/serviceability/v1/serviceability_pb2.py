@@ -26,10 +26,11 @@ from ecom.common.v1 import common_pb2 as ecom_dot_common_dot_v1_dot_common__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.type import date_pb2 as google_dot_type_dot_date__pb2
 from google.type import latlng_pb2 as google_dot_type_dot_latlng__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ecom/serviceability/v1/serviceability.proto\x12\x16\x65\x63om.serviceability.v1\x1a\x1b\x65\x63om/common/v1/common.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18google/type/latlng.proto\"V\n\x1a\x43heckServiceabilityRequest\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07pincode\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"Y\n\x12ItemServiceability\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x32\n\x08\x65stimate\x18\x02 \x01(\x0b\x32 .ecom.common.v1.DeliveryEstimate\"P\n\x1f\x42\x61tchCheckServiceabilityRequest\x12\x16\n\x08item_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07pincode\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"_\n BatchCheckServiceabilityResponse\x12;\n\x07results\x18\x01 \x03(\x0b\x32*.ecom.serviceability.v1.ItemServiceability\"\xf7\x01\n\tWarehouse\x12\x1a\n\x0cwarehouse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07pincode\x18\x05 \x01(\t\x12%\n\x08location\x18\x06 \x01(\x0b\x32\x13.google.type.LatLng\x12\x13\n\x0b\x63utoff_hour\x18\x07 \x01(\x05\x12\x17\n\x0fprocessing_days\x18\x08 \x01(\x05\x12=\n\x06status\x18\t \x01(\x0e\x32\'.ecom.serviceability.v1.WarehouseStatusB\x04\xe2\x41\x01\x03\">\n\x15ListWarehousesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"h\n\x16ListWarehousesResponse\x12\x35\n\nwarehouses\x18\x01 \x03(\x0b\x32!.ecom.serviceability.v1.Warehouse\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x13GetWarehouseRequest\x12\x1a\n\x0cwarehouse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xf5\x02\n\nDisruption\x12\x1b\n\rdisruption_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12:\n\x04kind\x18\x02 \x01(\x0e\x32&.ecom.serviceability.v1.DisruptionKindB\x04\xe2\x41\x01\x02\x12\x14\n\x0cwarehouse_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x10\n\x08pincodes\x18\x05 \x03(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nclear_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"q\n\x17\x43reateDisruptionRequest\x12<\n\ndisruption\x18\x01 \x01(\x0b\x32\".ecom.serviceability.v1.DisruptionB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"T\n\x16ListDisruptionsRequest\x12\x13\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"k\n\x17ListDisruptionsResponse\x12\x37\n\x0b\x64isruptions\x18\x01 \x03(\x0b\x32\".ecom.serviceability.v1.Disruption\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x16\x43learDisruptionRequest\x12\x1b\n\rdisruption_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02*m\n\x0fWarehouseStatus\x12 \n\x1cWAREHOUSE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17WAREHOUSE_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17WAREHOUSE_STATUS_CLOSED\x10\x02*\xa0\x01\n\x0e\x44isruptionKind\x12\x1f\n\x1b\x44ISRUPTION_KIND_UNSPECIFIED\x10\x00\x12$\n DISRUPTION_KIND_WAREHOUSE_CLOSED\x10\x01\x12\"\n\x1e\x44ISRUPTION_KIND_CARRIER_OUTAGE\x10\x02\x12#\n\x1f\x44ISRUPTION_KIND_PINCODE_BLOCKED\x10\x03\x32\xe9\x06\n\x15ServiceabilityService\x12\x91\x01\n\x13\x43heckServiceability\x12\x32.ecom.serviceability.v1.CheckServiceabilityRequest\x1a*.ecom.serviceability.v1.ItemServiceability\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/serviceability\x12\x8d\x01\n\x18\x42\x61tchCheckServiceability\x12\x37.ecom.serviceability.v1.BatchCheckServiceabilityRequest\x1a\x38.ecom.serviceability.v1.BatchCheckServiceabilityResponse\x12\x87\x01\n\x0eListWarehouses\x12-.ecom.serviceability.v1.ListWarehousesRequest\x1a..ecom.serviceability.v1.ListWarehousesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/warehouses\x12^\n\x0cGetWarehouse\x12+.ecom.serviceability.v1.GetWarehouseRequest\x1a!.ecom.serviceability.v1.Warehouse\x12g\n\x10\x43reateDisruption\x12/.ecom.serviceability.v1.CreateDisruptionRequest\x1a\".ecom.serviceability.v1.Disruption\x12r\n\x0fListDisruptions\x12..ecom.serviceability.v1.ListDisruptionsRequest\x1a/.ecom.serviceability.v1.ListDisruptionsResponse\x12\x65\n\x0f\x43learDisruption\x12..ecom.serviceability.v1.ClearDisruptionRequest\x1a\".ecom.serviceability.v1.Disruptionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ecom/serviceability/v1/serviceability.proto\x12\x16\x65\x63om.serviceability.v1\x1a\x1b\x65\x63om/common/v1/common.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a\x18google/type/latlng.proto\"V\n\x1a\x43heckServiceabilityRequest\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07pincode\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"Y\n\x12ItemServiceability\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x32\n\x08\x65stimate\x18\x02 \x01(\x0b\x32 .ecom.common.v1.DeliveryEstimate\"*\n\x11ListRoutesRequest\x12\x15\n\x07pincode\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"Y\n\x05Route\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x10\n\x08\x65ta_days\x18\x02 \x01(\x05\x12(\n\rpromised_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\"T\n\x12ListRoutesResponse\x12\x0f\n\x07pincode\x18\x01 \x01(\t\x12-\n\x06routes\x18\x02 \x03(\x0b\x32\x1d.ecom.serviceability.v1.Route\"P\n\x1f\x42\x61tchCheckServiceabilityRequest\x12\x16\n\x08item_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07pincode\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"_\n BatchCheckServiceabilityResponse\x12;\n\x07results\x18\x01 \x03(\x0b\x32*.ecom.serviceability.v1.ItemServiceability\"\xf7\x01\n\tWarehouse\x12\x1a\n\x0cwarehouse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07pincode\x18\x05 \x01(\t\x12%\n\x08location\x18\x06 \x01(\x0b\x32\x13.google.type.LatLng\x12\x13\n\x0b\x63utoff_hour\x18\x07 \x01(\x05\x12\x17\n\x0fprocessing_days\x18\x08 \x01(\x05\x12=\n\x06status\x18\t \x01(\x0e\x32\'.ecom.serviceability.v1.WarehouseStatusB\x04\xe2\x41\x01\x03\">\n\x15ListWarehousesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"h\n\x16ListWarehousesResponse\x12\x35\n\nwarehouses\x18\x01 \x03(\x0b\x32!.ecom.serviceability.v1.Warehouse\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x13GetWarehouseRequest\x12\x1a\n\x0cwarehouse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xf5\x02\n\nDisruption\x12\x1b\n\rdisruption_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12:\n\x04kind\x18\x02 \x01(\x0e\x32&.ecom.serviceability.v1.DisruptionKindB\x04\xe2\x41\x01\x02\x12\x14\n\x0cwarehouse_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x10\n\x08pincodes\x18\x05 \x03(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nclear_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"q\n\x17\x43reateDisruptionRequest\x12<\n\ndisruption\x18\x01 \x01(\x0b\x32\".ecom.serviceability.v1.DisruptionB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"T\n\x16ListDisruptionsRequest\x12\x13\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"k\n\x17ListDisruptionsResponse\x12\x37\n\x0b\x64isruptions\x18\x01 \x03(\x0b\x32\".ecom.serviceability.v1.Disruption\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x16\x43learDisruptionRequest\x12\x1b\n\rdisruption_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02*m\n\x0fWarehouseStatus\x12 \n\x1cWAREHOUSE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17WAREHOUSE_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17WAREHOUSE_STATUS_CLOSED\x10\x02*\xa0\x01\n\x0e\x44isruptionKind\x12\x1f\n\x1b\x44ISRUPTION_KIND_UNSPECIFIED\x10\x00\x12$\n DISRUPTION_KIND_WAREHOUSE_CLOSED\x10\x01\x12\"\n\x1e\x44ISRUPTION_KIND_CARRIER_OUTAGE\x10\x02\x12#\n\x1f\x44ISRUPTION_KIND_PINCODE_BLOCKED\x10\x03\x32\xce\x07\n\x15ServiceabilityService\x12\x91\x01\n\x13\x43heckServiceability\x12\x32.ecom.serviceability.v1.CheckServiceabilityRequest\x1a*.ecom.serviceability.v1.ItemServiceability\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/serviceability\x12\x8d\x01\n\x18\x42\x61tchCheckServiceability\x12\x37.ecom.serviceability.v1.BatchCheckServiceabilityRequest\x1a\x38.ecom.serviceability.v1.BatchCheckServiceabilityResponse\x12\x63\n\nListRoutes\x12).ecom.serviceability.v1.ListRoutesRequest\x1a*.ecom.serviceability.v1.ListRoutesResponse\x12\x87\x01\n\x0eListWarehouses\x12-.ecom.serviceability.v1.ListWarehousesRequest\x1a..ecom.serviceability.v1.ListWarehousesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/warehouses\x12^\n\x0cGetWarehouse\x12+.ecom.serviceability.v1.GetWarehouseRequest\x1a!.ecom.serviceability.v1.Warehouse\x12g\n\x10\x43reateDisruption\x12/.ecom.serviceability.v1.CreateDisruptionRequest\x1a\".ecom.serviceability.v1.Disruption\x12r\n\x0fListDisruptions\x12..ecom.serviceability.v1.ListDisruptionsRequest\x1a/.ecom.serviceability.v1.ListDisruptionsResponse\x12\x65\n\x0f\x43learDisruption\x12..ecom.serviceability.v1.ClearDisruptionRequest\x1a\".ecom.serviceability.v1.Disruptionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHECKSERVICEABILITYREQUEST'].fields_by_name['item_id']._loaded_options = None
   _globals['_CHECKSERVICEABILITYREQUEST'].fields_by_name['item_id']._serialized_options = b'\342A\001\002'
+  _globals['_LISTROUTESREQUEST'].fields_by_name['pincode']._loaded_options = None
+  _globals['_LISTROUTESREQUEST'].fields_by_name['pincode']._serialized_options = b'\342A\001\002'
   _globals['_BATCHCHECKSERVICEABILITYREQUEST'].fields_by_name['item_ids']._loaded_options = None
   _globals['_BATCHCHECKSERVICEABILITYREQUEST'].fields_by_name['item_ids']._serialized_options = b'\342A\001\002'
   _globals['_BATCHCHECKSERVICEABILITYREQUEST'].fields_by_name['pincode']._loaded_options = None
@@ -68,36 +71,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICEABILITYSERVICE'].methods_by_name['CheckServiceability']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/serviceability'
   _globals['_SERVICEABILITYSERVICE'].methods_by_name['ListWarehouses']._loaded_options = None
   _globals['_SERVICEABILITYSERVICE'].methods_by_name['ListWarehouses']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/warehouses'
-  _globals['_WAREHOUSESTATUS']._serialized_start=1818
-  _globals['_WAREHOUSESTATUS']._serialized_end=1927
-  _globals['_DISRUPTIONKIND']._serialized_start=1930
-  _globals['_DISRUPTIONKIND']._serialized_end=2090
-  _globals['_CHECKSERVICEABILITYREQUEST']._serialized_start=222
-  _globals['_CHECKSERVICEABILITYREQUEST']._serialized_end=308
-  _globals['_ITEMSERVICEABILITY']._serialized_start=310
-  _globals['_ITEMSERVICEABILITY']._serialized_end=399
-  _globals['_BATCHCHECKSERVICEABILITYREQUEST']._serialized_start=401
-  _globals['_BATCHCHECKSERVICEABILITYREQUEST']._serialized_end=481
-  _globals['_BATCHCHECKSERVICEABILITYRESPONSE']._serialized_start=483
-  _globals['_BATCHCHECKSERVICEABILITYRESPONSE']._serialized_end=578
-  _globals['_WAREHOUSE']._serialized_start=581
-  _globals['_WAREHOUSE']._serialized_end=828
-  _globals['_LISTWAREHOUSESREQUEST']._serialized_start=830
-  _globals['_LISTWAREHOUSESREQUEST']._serialized_end=892
-  _globals['_LISTWAREHOUSESRESPONSE']._serialized_start=894
-  _globals['_LISTWAREHOUSESRESPONSE']._serialized_end=998
-  _globals['_GETWAREHOUSEREQUEST']._serialized_start=1000
-  _globals['_GETWAREHOUSEREQUEST']._serialized_end=1049
-  _globals['_DISRUPTION']._serialized_start=1052
-  _globals['_DISRUPTION']._serialized_end=1425
-  _globals['_CREATEDISRUPTIONREQUEST']._serialized_start=1427
-  _globals['_CREATEDISRUPTIONREQUEST']._serialized_end=1540
-  _globals['_LISTDISRUPTIONSREQUEST']._serialized_start=1542
-  _globals['_LISTDISRUPTIONSREQUEST']._serialized_end=1626
-  _globals['_LISTDISRUPTIONSRESPONSE']._serialized_start=1628
-  _globals['_LISTDISRUPTIONSRESPONSE']._serialized_end=1735
-  _globals['_CLEARDISRUPTIONREQUEST']._serialized_start=1737
-  _globals['_CLEARDISRUPTIONREQUEST']._serialized_end=1816
-  _globals['_SERVICEABILITYSERVICE']._serialized_start=2093
-  _globals['_SERVICEABILITYSERVICE']._serialized_end=2966
+  _globals['_WAREHOUSESTATUS']._serialized_start=2063
+  _globals['_WAREHOUSESTATUS']._serialized_end=2172
+  _globals['_DISRUPTIONKIND']._serialized_start=2175
+  _globals['_DISRUPTIONKIND']._serialized_end=2335
+  _globals['_CHECKSERVICEABILITYREQUEST']._serialized_start=246
+  _globals['_CHECKSERVICEABILITYREQUEST']._serialized_end=332
+  _globals['_ITEMSERVICEABILITY']._serialized_start=334
+  _globals['_ITEMSERVICEABILITY']._serialized_end=423
+  _globals['_LISTROUTESREQUEST']._serialized_start=425
+  _globals['_LISTROUTESREQUEST']._serialized_end=467
+  _globals['_ROUTE']._serialized_start=469
+  _globals['_ROUTE']._serialized_end=558
+  _globals['_LISTROUTESRESPONSE']._serialized_start=560
+  _globals['_LISTROUTESRESPONSE']._serialized_end=644
+  _globals['_BATCHCHECKSERVICEABILITYREQUEST']._serialized_start=646
+  _globals['_BATCHCHECKSERVICEABILITYREQUEST']._serialized_end=726
+  _globals['_BATCHCHECKSERVICEABILITYRESPONSE']._serialized_start=728
+  _globals['_BATCHCHECKSERVICEABILITYRESPONSE']._serialized_end=823
+  _globals['_WAREHOUSE']._serialized_start=826
+  _globals['_WAREHOUSE']._serialized_end=1073
+  _globals['_LISTWAREHOUSESREQUEST']._serialized_start=1075
+  _globals['_LISTWAREHOUSESREQUEST']._serialized_end=1137
+  _globals['_LISTWAREHOUSESRESPONSE']._serialized_start=1139
+  _globals['_LISTWAREHOUSESRESPONSE']._serialized_end=1243
+  _globals['_GETWAREHOUSEREQUEST']._serialized_start=1245
+  _globals['_GETWAREHOUSEREQUEST']._serialized_end=1294
+  _globals['_DISRUPTION']._serialized_start=1297
+  _globals['_DISRUPTION']._serialized_end=1670
+  _globals['_CREATEDISRUPTIONREQUEST']._serialized_start=1672
+  _globals['_CREATEDISRUPTIONREQUEST']._serialized_end=1785
+  _globals['_LISTDISRUPTIONSREQUEST']._serialized_start=1787
+  _globals['_LISTDISRUPTIONSREQUEST']._serialized_end=1871
+  _globals['_LISTDISRUPTIONSRESPONSE']._serialized_start=1873
+  _globals['_LISTDISRUPTIONSRESPONSE']._serialized_end=1980
+  _globals['_CLEARDISRUPTIONREQUEST']._serialized_start=1982
+  _globals['_CLEARDISRUPTIONREQUEST']._serialized_end=2061
+  _globals['_SERVICEABILITYSERVICE']._serialized_start=2338
+  _globals['_SERVICEABILITYSERVICE']._serialized_end=3312
 # @@protoc_insertion_point(module_scope)

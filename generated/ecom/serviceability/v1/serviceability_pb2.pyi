@@ -4,6 +4,7 @@ from ecom.common.v1 import common_pb2 as _common_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.type import date_pb2 as _date_pb2
 from google.type import latlng_pb2 as _latlng_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -51,6 +52,30 @@ class ItemServiceability(_message.Message):
     item_id: str
     estimate: _common_pb2.DeliveryEstimate
     def __init__(self, item_id: _Optional[str] = ..., estimate: _Optional[_Union[_common_pb2.DeliveryEstimate, _Mapping]] = ...) -> None: ...
+
+class ListRoutesRequest(_message.Message):
+    __slots__ = ("pincode",)
+    PINCODE_FIELD_NUMBER: _ClassVar[int]
+    pincode: str
+    def __init__(self, pincode: _Optional[str] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("warehouse_id", "eta_days", "promised_date")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    ETA_DAYS_FIELD_NUMBER: _ClassVar[int]
+    PROMISED_DATE_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    eta_days: int
+    promised_date: _date_pb2.Date
+    def __init__(self, warehouse_id: _Optional[str] = ..., eta_days: _Optional[int] = ..., promised_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class ListRoutesResponse(_message.Message):
+    __slots__ = ("pincode", "routes")
+    PINCODE_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    pincode: str
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    def __init__(self, pincode: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
 
 class BatchCheckServiceabilityRequest(_message.Message):
     __slots__ = ("item_ids", "pincode")

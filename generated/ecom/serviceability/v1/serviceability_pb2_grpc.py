@@ -46,6 +46,11 @@ class ServiceabilityServiceStub:
                 request_serializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.BatchCheckServiceabilityRequest.SerializeToString,
                 response_deserializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.BatchCheckServiceabilityResponse.FromString,
                 _registered_method=True)
+        self.ListRoutes = channel.unary_unary(
+                '/ecom.serviceability.v1.ServiceabilityService/ListRoutes',
+                request_serializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.ListRoutesRequest.SerializeToString,
+                response_deserializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.ListRoutesResponse.FromString,
+                _registered_method=True)
         self.ListWarehouses = channel.unary_unary(
                 '/ecom.serviceability.v1.ServiceabilityService/ListWarehouses',
                 request_serializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.ListWarehousesRequest.SerializeToString,
@@ -89,6 +94,16 @@ class ServiceabilityServiceServicer:
     def BatchCheckServiceability(self, request, context):
         """The same check for up to 500 items and one pincode in a single call.
         Internal (search, cart, orders): gRPC only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoutes(self, request, context):
+        """The warehouses that can ship to a pincode now, fastest first, with the
+        ETA from each; stock is not considered. Internal (inventory picks the
+        warehouses to reserve from with it, so inventory never calls back into
+        this service's stock-aware checks): gRPC only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +162,11 @@ def add_ServiceabilityServiceServicer_to_server(servicer, server):
                     servicer.BatchCheckServiceability,
                     request_deserializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.BatchCheckServiceabilityRequest.FromString,
                     response_serializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.BatchCheckServiceabilityResponse.SerializeToString,
+            ),
+            'ListRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutes,
+                    request_deserializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.ListRoutesRequest.FromString,
+                    response_serializer=ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.ListRoutesResponse.SerializeToString,
             ),
             'ListWarehouses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWarehouses,
@@ -230,6 +250,33 @@ class ServiceabilityService:
             '/ecom.serviceability.v1.ServiceabilityService/BatchCheckServiceability',
             ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.BatchCheckServiceabilityRequest.SerializeToString,
             ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.BatchCheckServiceabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecom.serviceability.v1.ServiceabilityService/ListRoutes',
+            ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.ListRoutesRequest.SerializeToString,
+            ecom_dot_serviceability_dot_v1_dot_serviceability__pb2.ListRoutesResponse.FromString,
             options,
             channel_credentials,
             insecure,
