@@ -54,7 +54,7 @@ infra-install: $(STAMP)
 # The full suite. Starts the servers it needs and stops those it started.
 test: $(STAMP)
 	$(PY) -m infra install
-	$(PY) -m pytest -p no:cacheprovider tests/unit tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
