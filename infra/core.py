@@ -408,7 +408,12 @@ class Server:
         )
         logf.close()
         self.pid_file.write_text(str(proc.pid))
-        self.wait_ready(proc)
+        try:
+            self.wait_ready(proc)
+        except InfraError:
+            # Never leave a half-started server behind.
+            self.stop(timeout=10)
+            raise
         self.after_ready()
         log(f"{self.name}: ready (pid {proc.pid})")
 
@@ -438,16 +443,22 @@ class Server:
             self.pid_file.unlink(missing_ok=True)
             return
         log(f"{self.name}: stopping pid {pid}")
+        # The whole family: the group leader and every descendant (JVM
+        # launchers fork the real server), so nothing is left behind.
+        family = [pid, *descendants(pid)]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and pid_alive(pid):
+        while time.monotonic() < deadline and any(pid_alive(p) for p in family):
             time.sleep(0.2)
-        if pid_alive(pid):
+        if any(pid_alive(p) for p in family):
             log(f"{self.name}: did not stop in {timeout:.0f}s, killing")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while pid_alive(pid):
+            for p in family:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+            while any(pid_alive(p) for p in family):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
 
