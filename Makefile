@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
+.PHONY: bench up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
 
 # The project's virtualenv, installed from the pinned lock file.
 $(STAMP): pyproject.toml requirements.lock
@@ -58,3 +58,7 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+# Benchmarks (tests/perf): print latency percentiles, throughput and ratios.
+bench: $(STAMP)
+	ECOM_BENCH=1 $(PY) -m pytest -p no:cacheprovider -s tests/perf $(PYTEST_ARGS)

@@ -1,0 +1,323 @@
+"""Catalog use cases: item writes with their events, reads, supplier feeds,
+and applying a feed row. Raises mesh errors; knows nothing about gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from ecom.catalog.v1 import catalog_pb2
+from ecom.events.v1 import events_pb2
+from pymongo.errors import DuplicateKeyError
+
+from mesh.errors import (
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from svc_catalog import codec, domain
+from svc_catalog.store import (
+    CHUNK_LINES,
+    MAX_ROW_ERRORS,
+    FeedDoc,
+    ItemStore,
+    VersionMismatch,
+    feed_doc,
+    item_from_doc,
+    now,
+    pending_event,
+    sku_key,
+)
+
+FORMAT_NAMES = {catalog_pb2.FEED_FORMAT_JSONL: "jsonl", catalog_pb2.FEED_FORMAT_CSV: "csv"}
+
+
+class CatalogService:
+    """The catalog's use cases over an :class:`ItemStore`."""
+
+    def __init__(self, store: ItemStore) -> None:
+        self.store = store
+
+    # -- items ------------------------------------------------------------
+    async def create_item(self, fields: domain.ItemFields, *, item_id: str,
+                          request_id: str) -> tuple[domain.Item, bool]:
+        """Create an item; returns it and whether this call created it (a
+        retried request id returns the first result)."""
+        if (done := await self.store.get_by_create_request(request_id)) is not None:
+            return item_from_doc(done), False
+        item = domain.new_item(item_id or uuid.uuid4().hex, fields, now())
+        event = pending_event(codec.item_upserted(item, created=True, request_id=request_id),
+                              codec.ITEMS_TOPIC)
+        try:
+            await self.store.insert_item(item, create_request_id=request_id, event=event)
+        except DuplicateKeyError as exc:
+            if (done := await self.store.get_by_create_request(request_id)) is not None:
+                return item_from_doc(done), False  # a concurrent retry won
+            key = str(exc.details or exc)
+            if fields.sku and "sku_key" in key:
+                raise AlreadyExists(
+                    f"supplier {fields.supplier_id!r} already has an item with sku "
+                    f"{fields.sku!r}", resource_type="ecom.catalog.v1.Item",
+                    resource_name=fields.sku) from None
+            raise AlreadyExists(f"item {item.item_id!r} already exists",
+                                resource_type="ecom.catalog.v1.Item",
+                                resource_name=item.item_id) from None
+        return item, True
+
+    async def get_item(self, item_id: str) -> domain.Item:
+        """The item, deleted ones included; NOT_FOUND for unknown ids."""
+        doc = await self.store.get_doc(item_id)
+        if doc is None:
+            raise NotFound(f"item {item_id!r} does not exist",
+                           resource_type="ecom.catalog.v1.Item", resource_name=item_id)
+        return item_from_doc(doc)
+
+    async def batch_get(self, item_ids: Sequence[str]) -> tuple[list[domain.Item], list[str]]:
+        """Items in first-request order and the ids that do not exist."""
+        if not item_ids:
+            raise InvalidArgument.for_field("item_ids", "give at least one item id")
+        unique = list(dict.fromkeys(item_ids))
+        if len(unique) > domain.MAX_BATCH_GET:
+            raise InvalidArgument.for_field(
+                "item_ids", f"at most {domain.MAX_BATCH_GET} ids per call, got {len(unique)}")
+        found = await self.store.get_many(unique)
+        return ([found[i] for i in unique if i in found],
+                [i for i in unique if i not in found])
+
+    async def list_items(self, category: str, *, after: str, page_size: int,
+                         show_deleted: bool) -> tuple[list[domain.Item], str]:
+        """One page of a category and the id to continue after ("" at the end)."""
+        page = await self.store.list_category(category, after=after, limit=page_size + 1,
+                                              show_deleted=show_deleted)
+        if len(page) > page_size:
+            return page[:page_size], page[page_size - 1].item_id
+        return page, ""
+
+    async def update_item(self, item_id: str, given: domain.ItemFields, paths: Sequence[str],
+                          *, expected_version: int, request_id: str) -> domain.Item:
+        """Apply the masked fields with optimistic concurrency."""
+        while True:
+            doc = await self._existing(item_id)
+            current = item_from_doc(doc)
+            if _seen(doc, request_id):
+                return current
+            if expected_version and current.version != expected_version:
+                raise _stale(item_id, expected_version, current.version)
+            if not current.active:
+                raise FailedPrecondition(f"item {item_id!r} is deleted", reason="ITEM_DELETED")
+            fields = domain.apply_mask(current.fields, given, paths)
+            fields = replace(fields, attributes=domain.normalize_attributes(
+                fields.category, fields.attributes))
+            violations = domain.validate_fields(fields)
+            if violations:
+                raise InvalidArgument(
+                    "the updated item is invalid",
+                    violations=codec.prefixed(violations, "item"))
+            updated = replace(current, fields=fields, version=current.version + 1,
+                              update_time=now())
+            event = pending_event(
+                codec.item_upserted(updated, created=False, request_id=request_id),
+                codec.ITEMS_TOPIC)
+            try:
+                await self.store.replace_item(updated, expected_version=current.version,
+                                              request_id=request_id, event=event,
+                                              remembered=doc.get("requests", []))
+                return updated
+            except VersionMismatch:
+                if expected_version:
+                    raise _stale(item_id, expected_version, None) from None
+                # No version asked for: last writer wins, so read again.
+
+    async def delete_item(self, item_id: str, *, expected_version: int,
+                          request_id: str) -> domain.Item:
+        """Soft delete; deleting a deleted item returns it unchanged."""
+        while True:
+            doc = await self._existing(item_id)
+            current = item_from_doc(doc)
+            if not current.active or _seen(doc, request_id):
+                return current
+            if expected_version and current.version != expected_version:
+                raise _stale(item_id, expected_version, current.version)
+            t = now()
+            deleted = replace(current, state=domain.ItemState.DELETED,
+                              version=current.version + 1, update_time=t, delete_time=t)
+            event = pending_event(codec.item_deleted(deleted, request_id=request_id),
+                                  codec.ITEMS_TOPIC)
+            try:
+                await self.store.replace_item(deleted, expected_version=current.version,
+                                              request_id=request_id, event=event,
+                                              remembered=doc.get("requests", []))
+                return deleted
+            except VersionMismatch:
+                if expected_version:
+                    raise _stale(item_id, expected_version, None) from None
+
+    async def _existing(self, item_id: str) -> dict:  # type: ignore[type-arg]
+        doc = await self.store.get_doc(item_id)
+        if doc is None:
+            raise NotFound(f"item {item_id!r} does not exist",
+                           resource_type="ecom.catalog.v1.Item", resource_name=item_id)
+        return doc
+
+    # -- feeds ------------------------------------------------------------
+    async def submit_feed(self, supplier_id: str, fmt: int, content: str, *,
+                          dry_run: bool, request_id: str) -> str:
+        """Validate a feed and queue its valid rows for Kafka; returns the
+        feed id. A retried request id returns the first feed."""
+        feed_id = domain.feed_id_for(supplier_id, request_id)
+        if await self.store.get_feed(feed_id) is not None:
+            return feed_id
+        submitted = now()
+        fmt_name = FORMAT_NAMES.get(fmt, "unspecified")
+        try:
+            # Parsing 100k rows takes seconds; keep the event loop serving.
+            parsed = await asyncio.to_thread(codec.parse_feed, fmt, content, supplier_id)
+        except codec.FeedRejected as exc:
+            doc = FeedDoc(feed_id, supplier_id, request_id, fmt_name, "failed", 0, 0,
+                          [domain.FeedRowError(0, "", "", str(exc))], submitted, submitted)
+            await self.store.insert_feed(feed_doc(doc, relay_pending=False, chunks=0))
+            return feed_id
+        feed = FeedDoc(feed_id, supplier_id, request_id, fmt_name, "processing",
+                       parsed.total_rows, len(parsed.valid), parsed.errors, submitted)
+        if dry_run or not parsed.valid:
+            feed.state = "validated" if dry_run else "failed"
+            feed.complete_time = submitted
+            await self.store.insert_feed(feed_doc(feed, relay_pending=False, chunks=0))
+            return feed_id
+        chunks = _chunks(feed_id, supplier_id, parsed.valid, submitted, request_id)
+        await self.store.save_chunks(chunks)
+        await self.store.insert_feed(feed_doc(feed, relay_pending=True, chunks=len(chunks)))
+        return feed_id
+
+    async def get_feed(self, supplier_id: str, feed_id: str) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+        """The feed document and its chunks' progress."""
+        doc = await self.store.get_feed(feed_id)
+        if doc is None or doc["supplier_id"] != supplier_id:
+            raise NotFound(f"feed {feed_id!r} of supplier {supplier_id!r} does not exist",
+                           resource_type="ecom.catalog.v1.Feed", resource_name=feed_id)
+        return doc, await self.store.chunk_progress(feed_id)
+
+    # -- the feed consumer ------------------------------------------------
+    async def apply_feed_row(self, env: events_pb2.EventEnvelope) -> domain.FeedRowError | None:
+        """Create or update the item a feed row names. Returns None when the
+        row is applied (or was already), an error when it cannot be."""
+        row = env.supplier_item_received
+        line, sku = row.line_number, row.item.sku
+        fields, problems = codec.fields_from_proto(row.item)
+        problems += domain.validate_fields(fields)
+        if problems:  # the rules changed since the feed was validated
+            return domain.FeedRowError(line, sku, domain.feed_field(problems[0].field),
+                                       problems[0].description)
+        stamp = domain.feed_stamp(codec.from_ts(env.occurred_at), line)
+        key = sku_key(row.supplier_id, sku, "")
+        for _ in range(10):
+            doc = await self.store.get_by_sku_key(key)
+            if doc is None:
+                item_id = domain.supplier_item_id(row.supplier_id, sku)
+                item = domain.new_item(item_id, fields, now(), feed_stamp=stamp)
+                event = pending_event(codec.item_upserted(
+                    item, created=True, request_id=env.request_id, feed_id=row.feed_id),
+                    codec.ITEMS_TOPIC)
+                try:
+                    await self.store.insert_item(item, create_request_id=f"feed:{env.event_id}",
+                                                 event=event)
+                    return None
+                except DuplicateKeyError:
+                    if await self.store.get_by_sku_key(key) is None:
+                        return domain.FeedRowError(
+                            line, sku, "sku", f"item id {item_id} is taken by another item")
+                    continue  # created concurrently: update it instead
+            current = item_from_doc(doc)
+            if current.feed_stamp == stamp:
+                return None  # this very row was applied before (a redelivery)
+            if current.feed_stamp > stamp:
+                return domain.FeedRowError(
+                    line, sku, "", "a newer feed row for this sku was applied already")
+            if not current.active:
+                return domain.FeedRowError(line, sku, "", f"item {current.item_id} is deleted")
+            if domain.same_content(current.fields, fields):
+                if await self.store.set_feed_stamp(current.item_id, current.version, stamp):
+                    return None
+                continue
+            updated = replace(current, fields=replace(
+                fields, supplier_id=current.fields.supplier_id, sku=current.fields.sku),
+                version=current.version + 1, update_time=now(), feed_stamp=stamp)
+            event = pending_event(codec.item_upserted(
+                updated, created=False, request_id=env.request_id, feed_id=row.feed_id),
+                codec.ITEMS_TOPIC)
+            try:
+                await self.store.replace_item(updated, expected_version=current.version,
+                                              request_id="", event=event,
+                                              remembered=doc.get("requests", []))
+                return None
+            except VersionMismatch:
+                continue
+        return domain.FeedRowError(line, sku, "", "the item kept changing; not applied")
+
+    async def record_feed_outcomes(
+        self, feed_id: str, outcomes: dict[int, domain.FeedRowError | None]
+    ) -> None:
+        """Count applied/failed lines once each and complete the feed when
+        every valid row is accounted for."""
+        by_chunk: dict[int, dict[int, domain.FeedRowError | None]] = {}
+        for line, outcome in outcomes.items():
+            by_chunk.setdefault(chunk_seq(line), {})[line] = outcome
+        for seq, group in sorted(by_chunk.items()):
+            await self.store.record_outcomes(chunk_id(feed_id, seq), group)
+        progress = await self.store.chunk_progress(feed_id)
+        if progress and all(c["applied"] + c["failed"] >= c["rows"] for c in progress):
+            await self.store.complete_feed(feed_id, now())
+
+
+def _seen(doc: dict, request_id: str) -> bool:  # type: ignore[type-arg]
+    return bool(request_id) and any(r.get("id") == request_id for r in doc.get("requests", []))
+
+
+def _stale(item_id: str, expected: int, actual: int | None) -> Conflict:
+    at = f" (it is at version {actual})" if actual is not None else ""
+    return Conflict(
+        f"item {item_id!r} is no longer at version {expected}{at}; read it again",
+        reason="VERSION_MISMATCH", metadata={"item_id": item_id})
+
+
+def chunk_seq(line: int) -> int:
+    """Which chunk a feed line belongs to: chunks are fixed line ranges, so
+    the consumer finds a row's chunk from its line number alone."""
+    return (line - 1) // CHUNK_LINES
+
+
+def chunk_id(feed_id: str, seq: int) -> str:
+    return f"{feed_id}:{seq:05d}"
+
+
+def _chunks(feed_id: str, supplier_id: str, valid: list[tuple[int, domain.ItemFields]],
+            submitted: datetime, request_id: str) -> list[dict]:  # type: ignore[type-arg]
+    grouped: dict[int, list[bytes]] = {}
+    for line, fields in valid:
+        env = codec.supplier_item_received(feed_id, supplier_id, line, fields, submitted,
+                                           request_id)
+        grouped.setdefault(chunk_seq(line), []).append(env.SerializeToString())
+    return [{"_id": chunk_id(feed_id, seq), "feed_id": feed_id, "seq": seq,
+             "rows": len(events), "events": events, "published": False, "done": [],
+             "applied": 0, "failed": 0, "errors": [], "version": 0}
+            for seq, events in sorted(grouped.items())]
+
+
+def feed_errors(doc: dict, progress: list[dict]) -> tuple[list[domain.FeedRowError], bool]:  # type: ignore[type-arg]
+    """Validation errors and consumer failures, in line order, capped."""
+    errors = [domain.FeedRowError(e["line"], e["sku"], e["field"], e["message"])
+              for e in doc.get("row_errors", [])]
+    for c in progress:
+        errors += [domain.FeedRowError(e["line"], e["sku"], e["field"], e["message"])
+                   for e in c.get("errors", [])]
+    errors.sort(key=lambda e: e.line_number)
+    truncated = bool(doc.get("row_errors_truncated")) or len(errors) > MAX_ROW_ERRORS
+    return errors[:MAX_ROW_ERRORS], truncated
+
+
+__all__ = ["CatalogService", "chunk_id", "chunk_seq", "feed_errors"]

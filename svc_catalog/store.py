@@ -1,0 +1,372 @@
+"""Persistence on the MongoDB-wire server (FerretDB v1) through pymongo's
+async client.
+
+FerretDB v1 has no multi-document transactions, so every change that others
+must hear about is one single-document update that carries its own outbox:
+the event goes into the item's ``pending`` map (keyed by event id) in the
+same update that changes the item, guarded by ``{_id, version: expected}``.
+A relay publishes pending events and ``$unset``s exactly the published keys
+(``$pull`` with a condition does not work on FerretDB v1; ``$unset`` of a
+map key does). ``has_pending`` (indexed) lets the relay find them.
+
+Collections:
+
+* ``items``: one document per item; unique ``sku_key`` (supplier/sku, or
+  the id for items without sku) and ``create_request_id`` (CreateItem
+  retries), an index on (category, _id) for listing.
+* ``feeds``: one document per supplier feed (counts, validation errors).
+* ``feed_chunks``: a feed's valid rows, up to 1,000 lines per chunk, as
+  serialized events waiting to be published (the feed's outbox), and the
+  consumer's record of which lines were applied (its dedupe record and the
+  source of the feed's counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pymongo
+from ecom.events.v1 import events_pb2
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from svc_catalog import domain
+
+MAX_REMEMBERED_REQUESTS = 20
+CHUNK_LINES = 1_000
+MAX_ROW_ERRORS = 1_000
+
+
+def connect(url: str) -> AsyncMongoClient[dict[str, Any]]:
+    """A client returning timezone-aware datetimes."""
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5_000)
+
+
+def now() -> datetime:
+    """The current time at BSON's millisecond precision, so what a write
+    returns equals what a later read returns."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event waiting in a document for the relay."""
+
+    event_id: str
+    seq: int
+    topic: str
+    key: str
+    event_type: str
+    payload: bytes
+
+    def as_doc(self) -> dict[str, Any]:
+        return {"seq": self.seq, "topic": self.topic, "key": self.key,
+                "type": self.event_type, "payload": self.payload}
+
+
+def pending_event(env: events_pb2.EventEnvelope, topic: str) -> PendingEvent:
+    """Wrap an envelope for the item's pending map."""
+    return PendingEvent(env.event_id, env.entity_version, topic, env.entity_key,
+                        env.event_type, env.SerializeToString())
+
+
+class VersionMismatch(Exception):
+    """The item changed since it was read (or does not exist)."""
+
+
+class ItemStore:
+    """Items, feeds and feed chunks in one database."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
+        self.items = db["items"]
+        self.feeds = db["feeds"]
+        self.chunks = db["feed_chunks"]
+
+    async def create_indexes(self) -> None:
+        """Idempotent; run at start-up."""
+        await self.items.create_index([("sku_key", pymongo.ASCENDING)], unique=True)
+        await self.items.create_index([("create_request_id", pymongo.ASCENDING)], unique=True)
+        await self.items.create_index([("category", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)])
+        await self.items.create_index([("has_pending", pymongo.ASCENDING)])
+        await self.feeds.create_index([("relay_pending", pymongo.ASCENDING)])
+        await self.chunks.create_index([("feed_id", pymongo.ASCENDING), ("seq", pymongo.ASCENDING)])
+
+    async def ping(self) -> None:
+        """Health probe."""
+        await self.db.command("ping")
+
+    # -- items ------------------------------------------------------------
+    async def insert_item(self, item: domain.Item, *, create_request_id: str,
+                          event: PendingEvent | None) -> None:
+        """Insert a new item with its creation event; DuplicateKeyError when
+        the id, (supplier, sku) or request id is taken."""
+        doc = item_to_doc(item)
+        doc["create_request_id"] = create_request_id
+        doc["requests"] = []
+        doc["pending"] = {event.event_id: event.as_doc()} if event else {}
+        doc["has_pending"] = event is not None
+        await self.items.insert_one(doc)
+
+    async def insert_items(self, items: Sequence[tuple[domain.Item, PendingEvent | None]]) -> int:
+        """Bulk insert (demo loader); existing ids are skipped. Returns how
+        many were inserted."""
+        docs = []
+        for item, event in items:
+            doc = item_to_doc(item)
+            doc["create_request_id"] = f"bulk:{item.item_id}"
+            doc["requests"] = []
+            doc["pending"] = {event.event_id: event.as_doc()} if event else {}
+            doc["has_pending"] = event is not None
+            docs.append(doc)
+        if not docs:
+            return 0
+        try:
+            res = await self.items.insert_many(docs, ordered=False)
+            return len(res.inserted_ids)
+        except pymongo.errors.BulkWriteError as exc:
+            return int(exc.details.get("nInserted", 0))
+
+    async def replace_item(self, item: domain.Item, *, expected_version: int,
+                           request_id: str, event: PendingEvent | None,
+                           remembered: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Write ``item`` over the stored one if it is still at
+        ``expected_version``; the event joins the pending map atomically.
+        Raises VersionMismatch otherwise."""
+        doc = item_to_doc(item)
+        del doc["_id"]
+        # FerretDB v1 rejects nested arrays, hence {id, version} documents.
+        requests = [dict(r) for r in remembered]
+        if request_id:
+            requests = [*requests, {"id": request_id, "version": item.version}][
+                -MAX_REMEMBERED_REQUESTS:]
+        doc["requests"] = requests
+        if event is not None:
+            doc[f"pending.{event.event_id}"] = event.as_doc()
+            doc["has_pending"] = True
+        res = await self.items.update_one(
+            {"_id": item.item_id, "version": expected_version}, {"$set": doc})
+        if res.matched_count != 1:
+            raise VersionMismatch(item.item_id)
+
+    async def set_feed_stamp(self, item_id: str, version: int, stamp: str) -> bool:
+        """Record that a feed row was seen without changing the item."""
+        res = await self.items.update_one(
+            {"_id": item_id, "version": version}, {"$set": {"feed_stamp": stamp}})
+        return res.matched_count == 1
+
+    async def get_doc(self, item_id: str) -> dict[str, Any] | None:
+        return await self.items.find_one({"_id": item_id}, {"pending": 0})
+
+    async def get_by_sku_key(self, sku_key: str) -> dict[str, Any] | None:
+        return await self.items.find_one({"sku_key": sku_key}, {"pending": 0})
+
+    async def get_by_create_request(self, request_id: str) -> dict[str, Any] | None:
+        return await self.items.find_one({"create_request_id": request_id}, {"pending": 0})
+
+    async def get_many(self, item_ids: Sequence[str]) -> dict[str, domain.Item]:
+        """Items by id in one round trip (missing ids absent)."""
+        found: dict[str, domain.Item] = {}
+        async for doc in self.items.find({"_id": {"$in": list(item_ids)}}, {"pending": 0}):
+            found[doc["_id"]] = item_from_doc(doc)
+        return found
+
+    async def list_category(self, category: str, *, after: str, limit: int,
+                            show_deleted: bool) -> list[domain.Item]:
+        """A page of one category ordered by id, starting after ``after``."""
+        query: dict[str, Any] = {"category": category}
+        if after:
+            query["_id"] = {"$gt": after}
+        if not show_deleted:
+            query["state"] = domain.ItemState.ACTIVE.value
+        cursor = self.items.find(query, {"pending": 0}).sort("_id", pymongo.ASCENDING).limit(limit)
+        return [item_from_doc(d) async for d in cursor]
+
+    # -- the item outbox --------------------------------------------------
+    async def docs_with_pending(self, limit: int) -> list[dict[str, Any]]:
+        cursor = self.items.find({"has_pending": True}, {"pending": 1}).limit(limit)
+        return [d async for d in cursor]
+
+    async def mark_published(self, item_id: str, event_ids: Iterable[str]) -> None:
+        """Drop published events; clear the flag only if nothing new arrived
+        meanwhile (the ``pending: {}`` filter)."""
+        unset = {f"pending.{e}": "" for e in event_ids}
+        if unset:
+            await self.items.update_one({"_id": item_id}, {"$unset": unset})
+        await self.items.update_one({"_id": item_id, "pending": {}},
+                                    {"$set": {"has_pending": False}})
+
+    # -- feeds ------------------------------------------------------------
+    async def get_feed(self, feed_id: str) -> dict[str, Any] | None:
+        return await self.feeds.find_one({"_id": feed_id})
+
+    async def save_chunks(self, chunks: Sequence[dict[str, Any]]) -> None:
+        """Write a feed's chunks (replacing any left by a crashed attempt)."""
+        for chunk in chunks:
+            await self.chunks.replace_one({"_id": chunk["_id"]}, chunk, upsert=True)
+
+    async def insert_feed(self, doc: dict[str, Any]) -> bool:
+        """The feed document is the commit point of a submission: chunks
+        without it are never published. False when it already exists."""
+        try:
+            await self.feeds.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def feeds_to_relay(self) -> list[str]:
+        return [d["_id"] async for d in self.feeds.find({"relay_pending": True}, {"_id": 1})]
+
+    async def unpublished_chunks(self, feed_id: str) -> list[dict[str, Any]]:
+        cursor = self.chunks.find({"feed_id": feed_id, "published": False}).sort(
+            "seq", pymongo.ASCENDING)
+        return [d async for d in cursor]
+
+    async def mark_chunk_published(self, chunk_id: str) -> None:
+        await self.chunks.update_one(
+            {"_id": chunk_id}, {"$set": {"published": True}, "$unset": {"events": ""}})
+
+    async def mark_feed_relayed(self, feed_id: str) -> None:
+        await self.feeds.update_one({"_id": feed_id}, {"$set": {"relay_pending": False}})
+
+    async def chunk_progress(self, feed_id: str) -> list[dict[str, Any]]:
+        cursor = self.chunks.find(
+            {"feed_id": feed_id}, {"rows": 1, "applied": 1, "failed": 1, "errors": 1})
+        return [d async for d in cursor]
+
+    async def record_outcomes(self, chunk_id: str,
+                              outcomes: Mapping[int, domain.FeedRowError | None]) -> bool:
+        """Count each line of ``outcomes`` once (None = applied, an error =
+        failed). Lines already recorded are skipped, so a redelivered batch
+        counts nothing twice. Returns True when the chunk is now complete."""
+        for _ in range(20):
+            chunk = await self.chunks.find_one(
+                {"_id": chunk_id}, {"done": 1, "version": 1, "rows": 1, "applied": 1,
+                                    "failed": 1})
+            if chunk is None:
+                return False
+            done = set(chunk.get("done", []))
+            new = {ln: o for ln, o in outcomes.items() if ln not in done}
+            if not new:
+                return bool(chunk["applied"] + chunk["failed"] >= chunk["rows"])
+            errors = [{"line": e.line_number, "sku": e.sku, "field": e.field,
+                       "message": e.message} for e in new.values() if e is not None]
+            applied = sum(1 for e in new.values() if e is None)
+            update: dict[str, Any] = {
+                "$set": {"done": sorted(done | set(new))},
+                "$inc": {"version": 1, "applied": applied, "failed": len(errors)},
+            }
+            if errors:
+                update["$push"] = {"errors": {"$each": errors}}
+            res = await self.chunks.update_one(
+                {"_id": chunk_id, "version": chunk["version"]}, update)
+            if res.matched_count == 1:
+                return bool(chunk["applied"] + applied + chunk["failed"] + len(errors)
+                            >= chunk["rows"])
+        raise RuntimeError(f"feed chunk {chunk_id} kept changing under the consumer")
+
+    async def complete_feed(self, feed_id: str, when: datetime) -> None:
+        await self.feeds.update_one(
+            {"_id": feed_id, "state": "processing"},
+            {"$set": {"state": "completed", "complete_time": when}})
+
+
+# --------------------------------------------------------------------------
+# Documents <-> domain
+# --------------------------------------------------------------------------
+
+
+def sku_key(supplier_id: str, sku: str, item_id: str) -> str:
+    """Unique per (supplier, sku); items without sku are unique by id."""
+    return f"sku:{supplier_id}/{sku}" if sku else f"id:{item_id}"
+
+
+def item_to_doc(item: domain.Item) -> dict[str, Any]:
+    f = item.fields
+    return {
+        "_id": item.item_id,
+        "supplier_id": f.supplier_id,
+        "sku": f.sku,
+        "sku_key": sku_key(f.supplier_id, f.sku, item.item_id),
+        "title": f.title,
+        "description": f.description,
+        "category": f.category,
+        "brand": f.brand,
+        "price_paise": f.price_paise,
+        "list_price_paise": f.list_price_paise,
+        "attributes": dict(f.attributes),
+        "image_urls": list(f.image_urls),
+        "state": item.state.value,
+        "version": item.version,
+        "create_time": item.create_time,
+        "update_time": item.update_time,
+        "delete_time": item.delete_time,
+        "feed_stamp": item.feed_stamp,
+    }
+
+
+def item_from_doc(doc: Mapping[str, Any]) -> domain.Item:
+    return domain.Item(
+        item_id=doc["_id"],
+        fields=domain.ItemFields(
+            title=doc["title"],
+            description=doc.get("description", ""),
+            category=doc["category"],
+            brand=doc.get("brand", ""),
+            price_paise=int(doc["price_paise"]),
+            list_price_paise=(None if doc.get("list_price_paise") is None
+                              else int(doc["list_price_paise"])),
+            attributes=dict(doc.get("attributes") or {}),
+            image_urls=tuple(doc.get("image_urls") or ()),
+            supplier_id=doc.get("supplier_id", ""),
+            sku=doc.get("sku", ""),
+        ),
+        state=domain.ItemState(doc["state"]),
+        version=int(doc["version"]),
+        create_time=doc["create_time"],
+        update_time=doc["update_time"],
+        delete_time=doc.get("delete_time"),
+        feed_stamp=doc.get("feed_stamp", ""),
+    )
+
+
+@dataclass
+class FeedDoc:
+    """What a feed document holds (see ``feed_doc``)."""
+
+    feed_id: str
+    supplier_id: str
+    request_id: str
+    format: str
+    state: str
+    total_rows: int
+    valid_rows: int
+    row_errors: list[domain.FeedRowError] = field(default_factory=list)
+    create_time: datetime = field(default_factory=now)
+    complete_time: datetime | None = None
+
+
+def feed_doc(f: FeedDoc, *, relay_pending: bool, chunks: int) -> dict[str, Any]:
+    errors = f.row_errors[:MAX_ROW_ERRORS]
+    return {
+        "_id": f.feed_id,
+        "supplier_id": f.supplier_id,
+        "request_id": f.request_id,
+        "format": f.format,
+        "state": f.state,
+        "total_rows": f.total_rows,
+        "valid_rows": f.valid_rows,
+        "rejected_rows": f.total_rows - f.valid_rows,
+        "row_errors": [{"line": e.line_number, "sku": e.sku, "field": e.field,
+                        "message": e.message} for e in errors],
+        "row_errors_truncated": len(f.row_errors) > MAX_ROW_ERRORS,
+        "create_time": f.create_time,
+        "complete_time": f.complete_time,
+        "relay_pending": relay_pending,
+        "chunks": chunks,
+    }
