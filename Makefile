@@ -33,15 +33,20 @@ lint: $(STAMP)
 breaking: $(STAMP)
 	$(PY) -m infra.lint --breaking main
 
-# Bring up the whole system (infrastructure now; services and the edge as they land).
+# Bring up the whole system: the datastores, every service and the Envoy edge
+# (supervised), then the demo data; prints where to reach it.
 up: $(STAMP)
 	$(PY) -m infra up
+	$(PY) -m infra.services up
+	$(PY) -m infra.demo
 
 down: $(STAMP)
+	$(PY) -m infra.services down
 	$(PY) -m infra down
 
 status: $(STAMP)
 	$(PY) -m infra status
+	$(PY) -m infra.services status
 
 infra-up: up
 infra-down: down

@@ -6,7 +6,8 @@
 
 `generated/` holds, for every `proto/ecom/**/*.proto`, the Python messages
 (`*_pb2.py`), their type stubs (`*_pb2.pyi`) and gRPC stubs (`*_pb2_grpc.py`),
-plus `ecom.protoset`: a FileDescriptorSet with all imports and source info
+plus `openapi.json` (the REST surface, by edge/openapi.py) and
+`ecom.protoset`: a FileDescriptorSet with all imports and source info
 (comments), which is what Envoy's gRPC-JSON transcoder loads and what
 `python -m infra.lint` lints with buf. The directory is owned by this script:
 files it does not produce are removed.
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 OUT = ROOT / "generated"
 DESCRIPTOR_SET = "ecom.protoset"
+OPENAPI = "openapi.json"
 # Files under generated/ that are never compared or removed.
 IGNORED_PARTS = {"__pycache__"}
 
@@ -72,6 +74,7 @@ def generate_into(out: Path) -> None:
     """Produce the complete contents of generated/ inside out (an empty dir)."""
     run_protoc([f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}"])
     build_descriptor_set(out / DESCRIPTOR_SET)
+    write_openapi(out / OPENAPI, out / DESCRIPTOR_SET)
     # Regular packages (not namespace packages) so setuptools, mypy and
     # pytest all find `ecom.<domain>.v1` the same way.
     for package in sorted({p.parent for p in (out / "ecom").rglob("*_pb2.py")}):
@@ -80,6 +83,16 @@ def generate_into(out: Path) -> None:
             if not init.exists():
                 init.write_text("")
             package = package.parent
+
+
+def write_openapi(target: Path, descriptor_set: Path) -> None:
+    """The OpenAPI document of the REST surface (served by the edge), built
+    from the descriptor set by edge/openapi.py."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from edge import openapi
+
+    openapi.write(target, descriptor_set)
 
 
 def tree(root: Path) -> dict[str, Path]:

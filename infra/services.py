@@ -1,0 +1,396 @@
+"""``python -m infra.services up | down | status``: run our own services and
+the Envoy edge as supervised background processes.
+
+``up`` writes the edge configuration (``python -m edge config``), then starts
+a small supervisor daemon (pid file ``.stack/run/supervisor.pid``, log
+``.stack/logs/supervisor.log``) that runs every implemented ``svc_<name>``
+(``python -m svc_<name>.main``, log ``.stack/logs/svc_<name>.log``) and Envoy
+(log ``.stack/logs/edge.log``, JSON access log included). A child that dies
+is restarted with exponential back-off (1 s doubling to 30 s, reset after a
+minute of uptime); each restart is logged and counted. ``up`` returns once
+every service answers its gRPC health check with SERVING and the edge answers
+``GET /healthz``, or fails with the tail of the culprit's log.
+
+``down`` stops the supervisor, which stops exactly the children it started
+(SIGTERM to each process group, SIGKILL after a grace period). ``status``
+prints each child with pid, address, health and restarts.
+
+The datastores are not started here: ``python -m infra up`` does that (the
+services point at them through ``python -m infra env``'s variables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from infra.core import REPO, STACK, InfraError, log, pid_alive, tail
+
+RUN = STACK / "run"
+LOGS = STACK / "logs"
+SUPERVISOR_PID = RUN / "supervisor.pid"
+STATE_FILE = RUN / "services.json"
+EDGE_CONFIG = STACK / "edge" / "envoy.yaml"
+EDGE = "edge"
+SERVICES_ENV = "ECOM_SERVICES"
+
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+# A child that stayed up this long is considered healthy again: its next
+# crash restarts after the initial back-off.
+STABLE_AFTER = 60.0
+STOP_GRACE = 15.0
+
+
+@dataclass
+class ChildState:
+    """What the supervisor knows about one child (persisted for ``status``)."""
+
+    name: str
+    addr: str
+    command: list[str]
+    log: str
+    pid: int | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    started_at: float = 0.0
+    next_start: float = 0.0
+    backoff: float = BACKOFF_START
+    history: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# what to run
+# ---------------------------------------------------------------------------
+
+
+def _environment() -> dict[str, str]:
+    from infra import stack
+
+    return {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+
+
+def selected_processes() -> list:  # list[edge.registry.ServiceProcess]
+    """Every implemented service, or only those named in ECOM_SERVICES
+    (comma-separated, e.g. ``users,catalog``) to run part of the system."""
+    from edge import registry
+
+    wanted = [n.strip() for n in os.environ.get(SERVICES_ENV, "").split(",") if n.strip()]
+    if not wanted:
+        return registry.present_processes()
+    chosen = [registry.process_named(n) for n in wanted]
+    missing = [p.name for p in chosen if not p.present()]
+    if missing:
+        raise InfraError(f"{SERVICES_ENV} names unimplemented services: {', '.join(missing)}")
+    return chosen
+
+
+def planned_children() -> list[ChildState]:
+    """The selected services, then the edge."""
+    from edge import config
+    from infra import tools
+
+    settings = config.EdgeSettings()
+    children = [
+        ChildState(
+            name=p.name,
+            addr=settings.addr_of(p.name),
+            command=[sys.executable, "-m", f"{p.package}.main"],
+            log=str(LOGS / f"{p.package}.log"),
+        )
+        for p in selected_processes()
+    ]
+    children.append(
+        ChildState(
+            name=EDGE,
+            addr=f"{settings.edge_host}:{settings.edge_port}",
+            # --base-id: Envoy's shared-memory name; per port so two stacks
+            # (or a test's Envoy) can run side by side.
+            command=[str(tools.envoy()), "-c", str(EDGE_CONFIG), "--log-level", "warn",
+                     "--base-id", str(settings.edge_port)],
+            log=str(LOGS / "edge.log"),
+        )
+    )
+    return children
+
+
+def write_edge_config() -> Path:
+    """``python -m edge config`` into .stack/edge/envoy.yaml (as a child, so
+    a broken generator reports like any other command)."""
+    names = ",".join(p.name for p in selected_processes())
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "config", "--out", str(EDGE_CONFIG), "--services", names],
+        cwd=REPO, env=_environment(), capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise InfraError(f"python -m edge config failed:\n{proc.stderr[-3000:]}")
+    return EDGE_CONFIG
+
+
+# ---------------------------------------------------------------------------
+# the supervisor daemon
+# ---------------------------------------------------------------------------
+
+
+class Supervisor:
+    """Runs the children, restarts the ones that die, stops them all on SIGTERM."""
+
+    def __init__(self, children: list[ChildState]) -> None:
+        self.children = {c.name: c for c in children}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+        self.env = _environment()
+
+    def event(self, what: str, **fields: object) -> None:
+        # One JSON line per event: `status` and humans read the same log.
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "event": what, **fields}
+        print(json.dumps(line), flush=True)
+
+    def save(self) -> None:
+        tmp = STATE_FILE.with_suffix(".tmp")
+        tmp.write_text(json.dumps({n: asdict(c) for n, c in self.children.items()}, indent=1))
+        os.replace(tmp, STATE_FILE)
+
+    def spawn(self, child: ChildState) -> None:
+        with open(child.log, "ab") as out:
+            proc = subprocess.Popen(
+                child.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=REPO, env=self.env, start_new_session=True,
+            )
+        self.procs[child.name] = proc
+        child.pid, child.started_at = proc.pid, time.time()
+        self.event("started", service=child.name, pid=proc.pid, restarts=child.restarts)
+        self.save()
+
+    def check(self) -> None:
+        now = time.time()
+        for name, child in self.children.items():
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                if now - child.started_at > STABLE_AFTER:
+                    child.backoff = BACKOFF_START
+                continue
+            if proc is not None:
+                # It died: schedule a restart after the back-off.
+                child.last_exit, child.pid = proc.returncode, None
+                del self.procs[name]
+                child.next_start = now + child.backoff
+                note = (f"{time.strftime('%H:%M:%S')} exited with {proc.returncode}, "
+                        f"restarting in {child.backoff:.0f}s")
+                child.history = [*child.history[-9:], note]
+                self.event("died", service=name, exit_code=proc.returncode,
+                           restart_in_seconds=child.backoff, log_tail=tail(Path(child.log), 5))
+                child.backoff = min(child.backoff * 2, BACKOFF_MAX)
+                self.save()
+            elif now >= child.next_start:
+                if child.started_at:
+                    child.restarts += 1
+                    self.event("restarting", service=name, restarts=child.restarts)
+                self.spawn(child)
+
+    def stop_all(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is None:
+                self.event("stopping", service=name, pid=proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for child in self.children.values():
+            child.pid = None
+        self.save()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
+        self.event("supervisor started", pid=os.getpid(), services=list(self.children))
+        while not self.stopping:
+            self.check()
+            time.sleep(0.5)
+        self.stop_all()
+        self.event("supervisor stopped")
+        STATE_FILE.unlink(missing_ok=True)
+        return 0
+
+
+def supervisor_pid() -> int | None:
+    try:
+        pid = int(SUPERVISOR_PID.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def read_state() -> dict[str, ChildState]:
+    try:
+        raw = json.loads(STATE_FILE.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {n: ChildState(**c) for n, c in raw.items()}
+
+
+# ---------------------------------------------------------------------------
+# health
+# ---------------------------------------------------------------------------
+
+
+def grpc_serving(addr: str, timeout: float = 1.0) -> bool:
+    """True when ``addr`` answers grpc.health.v1 Check("") with SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(addr) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def edge_live(addr: str, timeout: float = 1.0) -> bool:
+    """True when the edge answers ``GET /healthz`` with 200."""
+    import httpx
+
+    try:
+        return httpx.get(f"http://{addr}/healthz", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def healthy(child: ChildState) -> bool:
+    return edge_live(child.addr) if child.name == EDGE else grpc_serving(child.addr)
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+
+
+def up(timeout: float = 180.0) -> None:
+    """Start the supervisor (unless running) and wait until everything is healthy."""
+    for d in (RUN, LOGS):
+        d.mkdir(parents=True, exist_ok=True)
+    if supervisor_pid() is None:
+        write_edge_config()
+        sup_log = open(LOGS / "supervisor.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infra.services", "_supervise"],
+            stdout=sup_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=REPO, env=_environment(), start_new_session=True,
+        )
+        sup_log.close()
+        SUPERVISOR_PID.write_text(str(proc.pid))
+        log(f"supervisor started (pid {proc.pid}), logs in {LOGS}")
+    deadline = time.monotonic() + timeout
+    waiting: list[ChildState] = []
+    while time.monotonic() < deadline:
+        if supervisor_pid() is None:
+            raise InfraError(f"the supervisor exited; see {LOGS / 'supervisor.log'}:\n"
+                             f"{tail(LOGS / 'supervisor.log')}")
+        state = read_state()
+        waiting = [c for c in state.values() if not healthy(c)]
+        if state and not waiting:
+            log("every service is SERVING and the edge is live")
+            return
+        time.sleep(1.0)
+    culprits = "\n\n".join(
+        f"{c.name} ({c.addr}) not healthy; last lines of {c.log}:\n{tail(Path(c.log), 20)}"
+        for c in waiting)
+    raise InfraError(f"not healthy after {timeout:.0f}s:\n{culprits}")
+
+
+def down() -> None:
+    """Stop the supervisor and with it every child it started."""
+    pid = supervisor_pid()
+    if pid is None:
+        # A supervisor killed with -9 leaves its children: stop those the
+        # state file names, if they are still the processes we started.
+        for child in read_state().values():
+            if child.pid and pid_alive(child.pid) and _is_ours(child):
+                log(f"{child.name}: stopping orphan pid {child.pid}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+        SUPERVISOR_PID.unlink(missing_ok=True)
+        STATE_FILE.unlink(missing_ok=True)
+        return
+    log(f"stopping supervisor pid {pid}")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE + 10
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.2)
+    if pid_alive(pid):
+        raise InfraError(f"supervisor pid {pid} did not stop; see {LOGS / 'supervisor.log'}")
+    SUPERVISOR_PID.unlink(missing_ok=True)
+
+
+def _is_ours(child: ChildState) -> bool:
+    try:
+        cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    return [c.decode() for c in cmdline if c] == child.command
+
+
+def status() -> bool:
+    """Print each child; True when all are healthy."""
+    pid = supervisor_pid()
+    print(f"supervisor: {'running, pid ' + str(pid) if pid else 'not running'}")
+    state = read_state()
+    if not state:
+        return False
+    ok = True
+    print(f"{'service':<12}{'pid':>8}  {'addr':<22}{'health':<10}{'restarts':>8}  last exit")
+    for c in state.values():
+        good = c.pid is not None and healthy(c)
+        ok &= good
+        health = ("SERVING" if c.name != EDGE else "live") if good else "DOWN"
+        print(f"{c.name:<12}{c.pid or '-':>8}  {c.addr:<22}{health:<10}{c.restarts:>8}  "
+              f"{'-' if c.last_exit is None else c.last_exit}")
+        for note in c.history[-3:]:
+            print(f"{'':<12}  {note}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m infra.services", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    upp = sub.add_parser("up", help="start every service and the edge, wait until healthy")
+    upp.add_argument("--timeout", type=float, default=180.0)
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="pid, address, health and restarts of each")
+    sub.add_parser("_supervise", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "up":
+            up(args.timeout)
+            status()
+        elif args.cmd == "down":
+            down()
+        elif args.cmd == "status":
+            return 0 if status() else 1
+        elif args.cmd == "_supervise":
+            return Supervisor(planned_children()).run()
+    except InfraError as exc:
+        print(f"infra.services: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
