@@ -98,8 +98,11 @@ def _free_port() -> int:
 class RunningService:
     """One service process started by the tests."""
 
-    def __init__(self, name: str, addr: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, name: str, addr: str, proc: subprocess.Popen[bytes], log: Path,
+                 overrides: dict[str, str] | None = None) -> None:
         self.name, self.addr, self.proc, self.log = name, addr, proc, log
+        # The extra environment this process was started with.
+        self.overrides = dict(overrides or {})
 
     def channel(self) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(self.addr)
@@ -149,11 +152,16 @@ class Services:
         return self.env[f"ECOM_{name.upper()}_ADDR"]
 
     def start(self, name: str, *, timeout: float = 90, **env: str) -> RunningService:
-        """Start svc_<name> (once per session unless it was stopped) and wait
-        until its health check says SERVING."""
+        """Start svc_<name> and wait until its health check says SERVING.
+
+        A process already running with the same extra environment is reused
+        (one per session); one started with a different environment (a test
+        clock, a stand-in peer) is restarted with the one asked for."""
         svc = self.running.get(name)
         if svc is not None and svc.proc.poll() is None:
-            return svc
+            if svc.overrides == env:
+                return svc
+            svc.stop()
         log = STACK / "logs" / f"test-{self.stack.run_id}-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
@@ -161,7 +169,7 @@ class Services:
                 [sys.executable, "-m", f"svc_{name}.main"], stdout=out, stderr=subprocess.STDOUT,
                 env={**self.env, **env}, cwd=REPO, start_new_session=True,
             )
-        svc = RunningService(name, self.addr(name), proc, log)
+        svc = RunningService(name, self.addr(name), proc, log, env)
         self.running[name] = svc
         _wait_serving(svc, timeout)
         return svc
