@@ -252,7 +252,12 @@ class Overlay:
         return any(r.in_force(now) and r.blocks_pincode(pincode, state) for r in self.rules)
 
     def with_rule(self, rule: DisruptionRule) -> Overlay:
-        """This overlay with ``rule`` added or replaced (same id)."""
+        """This overlay with ``rule`` added or replaced (same id). A clear is
+        final: the broadcast of a disruption's creation can arrive after this
+        instance already applied its clear, and must not bring it back."""
+        for r in self.rules:
+            if r.disruption_id == rule.disruption_id and r.cleared and not rule.cleared:
+                return self
         kept = tuple(r for r in self.rules if r.disruption_id != rule.disruption_id)
         return Overlay(kept + (rule,))
 

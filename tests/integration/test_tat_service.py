@@ -22,6 +22,7 @@ from ecom.serviceability.v1 import serviceability_pb2 as pb
 from ecom.serviceability.v1 import serviceability_pb2_grpc
 
 from mesh.auth import Caller, encode_jwt_payload
+from tests.conftest import _free_port
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +38,15 @@ NON_DELIVERY = "380014"  # Ahmedabad Navjivan: only a non-delivery office
 GUWAHATI = "781026"
 KOCHI = "682030"
 
+# Most tests check routes and ETAs without stock: their svc_tat is pointed at
+# an inventory address where nothing listens, so (as the contract says) stock
+# is not considered, whether or not another test started svc_inventory.
+NO_INVENTORY = {"ECOM_INVENTORY_ADDR": f"127.0.0.1:{_free_port()}"}
+
 
 @pytest.fixture(scope="module")
 async def tat(services: Any) -> AsyncIterator[serviceability_pb2_grpc.ServiceabilityServiceStub]:
-    svc = services.start("tat", ECOM_TAT_CLOCK=MORNING)
+    svc = services.start("tat", ECOM_TAT_CLOCK=MORNING, **NO_INVENTORY)
     async with svc.channel() as channel:
         yield serviceability_pb2_grpc.ServiceabilityServiceStub(channel)
 
@@ -240,6 +246,7 @@ async def test_blocked_pincode_via_the_broadcast(services: Any, tat: Any, stack:
 
 async def test_item_stocked_only_far_away_gets_the_far_eta(services: Any, tat: Any) -> None:
     inv = services.start("inventory")
+    services.start("tat", ECOM_TAT_CLOCK=MORNING)  # this time with the real inventory
     item = f"far-{uuid.uuid4().hex[:8]}"
     async with inv.channel() as channel:
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
@@ -278,19 +285,20 @@ async def test_item_stocked_only_far_away_gets_the_far_eta(services: Any, tat: A
             return r.estimate.warehouse_id == "WH-KOL"
 
         await _wait_for(from_kolkata, timeout=8)  # well under the 30 s cache TTL
+    services.start("tat", ECOM_TAT_CLOCK=MORNING, **NO_INVENTORY)
 
 
 async def test_cutoff_moves_the_promised_date(services: Any, tat: Any) -> None:
     morning = await tat.ListRoutes(pb.ListRoutesRequest(pincode=NEAR_BLR))
     services.running["tat"].stop()
-    evening_svc = services.start("tat", ECOM_TAT_CLOCK=EVENING)
+    evening_svc = services.start("tat", ECOM_TAT_CLOCK=EVENING, **NO_INVENTORY)
     try:
         async with evening_svc.channel() as channel:
             stub = serviceability_pb2_grpc.ServiceabilityServiceStub(channel)
             evening = await stub.ListRoutes(pb.ListRoutesRequest(pincode=NEAR_BLR))
     finally:
         evening_svc.stop()
-        services.start("tat", ECOM_TAT_CLOCK=MORNING)
+        services.start("tat", ECOM_TAT_CLOCK=MORNING, **NO_INVENTORY)
     m = {r.warehouse_id: r for r in morning.routes}
     e = {r.warehouse_id: r for r in evening.routes}
     assert e["WH-BLR"].eta_days == m["WH-BLR"].eta_days + 1

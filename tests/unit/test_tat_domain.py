@@ -124,6 +124,9 @@ def test_disruption_windows_and_clearing() -> None:
     assert not cleared.in_force(MORNING)
     overlay = Overlay((rule,)).with_rule(cleared)
     assert len(overlay.rules) == 1 and not overlay.pincode_blocked("560100", "", later)
+    # The creation broadcast arriving after the clear does not revive it.
+    assert overlay.with_rule(rule) is overlay
+    assert not overlay.with_rule(rule).pincode_blocked("560100", "", later)
 
 
 @pytest.mark.parametrize(
