@@ -55,13 +55,16 @@ def main() -> int:
     n = asyncio.run(load_stock(settings.addr_of("inventory")))
     log(f"demo: {n} stock rows set; demo data ready in {time.monotonic() - t0:.1f}s")
     edge = f"http://127.0.0.1:{settings.edge_port}"
+    from svc_catalog.demo import demo_item_ids
+
+    item = demo_item_ids()[0]
     print(f"""
 ecom is up. The REST edge: {edge}   (OpenAPI: {edge}/openapi.json)
 
   curl -s {edge}/healthz
   curl -s '{edge}/v1/warehouses'
-  curl -s '{edge}/v1/items:batchGet?item_ids=<an item id>'
-  curl -s '{edge}/v1/serviceability?item_id=<an item id>&pincode=560001'
+  curl -s '{edge}/v1/items:batchGet?item_ids={item}'
+  curl -s '{edge}/v1/serviceability?item_id={item}&pincode=560001'
   curl -s -XPOST {edge}/v1/users -d '{{"email":"shopper@example.com",
        "password":"correct horse","name":"Demo Shopper","requestId":"signup-1"}}'
   curl -s -XPOST {edge}/v1/auth:login \\
