@@ -145,6 +145,11 @@ async def bench(seconds: float, concurrency: int) -> None:
             server.stop()
 
 
+async def test_reserve_throughput_vs_bare_update() -> None:
+    """The `make bench` entry point (ECOM_BENCH=1 pytest tests/perf)."""
+    await bench(10.0, 32)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
