@@ -1,0 +1,84 @@
+"""Records <-> protobuf: the one place a stored payment becomes the
+``ecom.payments.v1.Payment`` both the API and the events show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ecom.payments.v1 import payments_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import money_pb2
+
+from svc_payments.domain import (
+    CURRENCY,
+    PaymentRecord,
+    PaymentStatus,
+    RefundRecord,
+    RefundStatus,
+    paise_to_money,
+)
+
+STATUS_TO_PROTO = {
+    PaymentStatus.PENDING: payments_pb2.PAYMENT_STATUS_PENDING,
+    PaymentStatus.SUCCEEDED: payments_pb2.PAYMENT_STATUS_SUCCEEDED,
+    PaymentStatus.DECLINED: payments_pb2.PAYMENT_STATUS_DECLINED,
+    PaymentStatus.TIMED_OUT: payments_pb2.PAYMENT_STATUS_TIMED_OUT,
+    PaymentStatus.PARTIALLY_REFUNDED: payments_pb2.PAYMENT_STATUS_PARTIALLY_REFUNDED,
+    PaymentStatus.REFUNDED: payments_pb2.PAYMENT_STATUS_REFUNDED,
+}
+STATUS_FROM_PROTO = {v: k for k, v in STATUS_TO_PROTO.items()}
+
+REFUND_STATUS_TO_PROTO = {
+    RefundStatus.PENDING: payments_pb2.REFUND_STATUS_PENDING,
+    RefundStatus.SUCCEEDED: payments_pb2.REFUND_STATUS_SUCCEEDED,
+    RefundStatus.FAILED: payments_pb2.REFUND_STATUS_FAILED,
+}
+
+
+def to_timestamp(value: datetime | None) -> Timestamp | None:
+    """A naive-UTC datetime as a protobuf Timestamp (None stays unset)."""
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=UTC))
+    return ts
+
+
+def money(paise: int) -> money_pb2.Money:
+    """Paise as INR ``google.type.Money``."""
+    units, nanos = paise_to_money(paise)
+    return money_pb2.Money(currency_code=CURRENCY, units=units, nanos=nanos)
+
+
+def refund_proto(rec: RefundRecord) -> payments_pb2.Refund:
+    """A stored refund as the contract shows it."""
+    return payments_pb2.Refund(
+        refund_id=rec.refund_id,
+        amount=money(rec.amount_paise),
+        status=REFUND_STATUS_TO_PROTO[rec.status],
+        reason=rec.reason,
+        gateway_reference=rec.gateway_reference,
+        create_time=to_timestamp(rec.create_time),
+    )
+
+
+def payment_proto(rec: PaymentRecord) -> payments_pb2.Payment:
+    """A stored payment (with its refunds) as the contract shows it."""
+    return payments_pb2.Payment(
+        payment_id=rec.payment_id,
+        order_id=rec.order_id,
+        user_id=rec.user_id,
+        amount=money(rec.amount_paise),
+        status=STATUS_TO_PROTO[rec.status],
+        payment_token=rec.payment_token,
+        gateway=rec.gateway,
+        gateway_reference=rec.gateway_reference,
+        decline_code=rec.decline_code,
+        decline_message=rec.decline_message,
+        # "unset when nothing was" refunded.
+        refunded_amount=money(rec.refunded_paise) if rec.refunded_paise else None,
+        refunds=[refund_proto(r) for r in rec.refunds],
+        create_time=to_timestamp(rec.create_time),
+        resolve_time=to_timestamp(rec.resolve_time),
+        update_time=to_timestamp(rec.update_time),
+    )
