@@ -1,0 +1,381 @@
+"""Persistence: cart lines, wishlist items, one `shoppers` row per user, the
+request ids already applied, and the `cart.events` outbox rows, all in the
+`cart` MariaDB database.
+
+Every change of one user's cart or wishlist runs in one transaction that
+first locks the user's `shoppers` row. That serialises the user's changes
+(so the 50-line and 500-item limits hold under concurrent adds, and a
+request id is claimed exactly once) without touching other users, and the
+row's `version` orders the user's events (`entity_version`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import sqlalchemy as sa
+from ecom.events.v1 import events_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mesh import outbox
+from svc_cart.domain import StoredLine
+
+log = logging.getLogger(__name__)
+
+CART_TOPIC = "cart.events"
+PRODUCER = "svc_cart"
+
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+RETRYABLE = {ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT}
+
+metadata = sa.MetaData()
+_MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
+
+# One row per user who ever changed a cart or wishlist: the lock every change
+# takes first, the version that orders the user's events, and the two
+# update times the contract returns (kept even when a list becomes empty).
+shoppers = sa.Table(
+    "shoppers",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cart_update_time", _MICROS, nullable=True),
+    sa.Column("wishlist_update_time", _MICROS, nullable=True),
+    mysql_engine="InnoDB",
+)
+
+cart_lines = sa.Table(
+    "cart_lines",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("add_time", _MICROS, nullable=False),
+    sa.Column("update_time", _MICROS, nullable=False),
+    # The per-line limit is configurable, so only the invariant every
+    # configuration shares is enforced here: a stored line has units.
+    sa.CheckConstraint("quantity > 0", name="ck_cart_lines_quantity_positive"),
+    mysql_engine="InnoDB",
+)
+
+wishlist_items = sa.Table(
+    "wishlist_items",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("add_time", _MICROS, nullable=False),
+    mysql_engine="InnoDB",
+)
+
+# Request ids already applied (AIP-155), per user. `fingerprint` is what the
+# request asked for, so a reused id with a different request is refused.
+applied_requests = sa.Table(
+    "applied_requests",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("create_time", _MICROS, nullable=False),
+    sa.Index("ix_applied_requests_created", "create_time"),
+    mysql_engine="InnoDB",
+)
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """A user's locked `shoppers` row."""
+
+    user_id: str
+    version: int
+    cart_update_time: datetime | None
+    wishlist_update_time: datetime | None
+
+
+@dataclass(frozen=True)
+class SavedItem:
+    """A wishlist entry as stored."""
+
+    item_id: str
+    add_time: datetime
+
+
+def utcnow() -> datetime:
+    """Naive UTC with microseconds, as DATETIME(6) stores it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_timestamp(value: datetime | None) -> Timestamp | None:
+    """A naive-UTC datetime as a protobuf Timestamp (None stays None)."""
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=UTC))
+    return ts
+
+
+def mysql_errno(exc: DBAPIError) -> int | None:
+    """The MariaDB error number behind a SQLAlchemy error."""
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+T = TypeVar("T")
+
+
+class CartStore:
+    """Tables, transactions and the statements the use cases combine."""
+
+    def __init__(self, engine: AsyncEngine, *, retries: int = 3) -> None:
+        self.engine = engine
+        self.retries = retries
+
+    async def create_tables(self) -> None:
+        """Create the cart tables and the outbox if missing."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        await outbox.create_tables(self.engine)
+
+    async def ping(self) -> bool:
+        """Health probe: the database answers."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return True
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction, again from the start when MariaDB
+        aborted it as a deadlock victim or after a lock wait timeout."""
+        for attempt in range(self.retries + 1):
+            try:
+                async with self._transaction() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if mysql_errno(exc) not in RETRYABLE or attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    async def purge_forever(self, retention_seconds: int, interval: float) -> None:
+        """Every ``interval`` seconds, forget request ids and published
+        outbox rows older than ``retention_seconds`` (a retry comes within
+        minutes; without this both tables grow with every click)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await outbox.purge_sent(self.engine, older_than_seconds=retention_seconds)
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        applied_requests.delete().where(
+                            sa.text(
+                                "create_time < UTC_TIMESTAMP(6) - INTERVAL :age SECOND"
+                            ).bindparams(age=int(retention_seconds))
+                        )
+                    )
+            except Exception:  # noqa: BLE001 - a failed purge is retried next round
+                log.warning("cart purge failed", exc_info=True)
+
+    # -- the per-user lock and request ids -----------------------------------
+    async def lock_shopper(self, conn: AsyncConnection, user_id: str) -> Shopper:
+        """Create the user's row if needed and lock it for this transaction."""
+        # ON DUPLICATE KEY takes the row's exclusive lock even when nothing
+        # changes, so a concurrent first change of the same user waits here.
+        await conn.execute(
+            sa.text(
+                "INSERT INTO shoppers (user_id, version) VALUES (:u, 0)"
+                " ON DUPLICATE KEY UPDATE user_id = user_id"
+            ),
+            {"u": user_id},
+        )
+        row = (
+            await conn.execute(
+                sa.select(shoppers).where(shoppers.c.user_id == user_id).with_for_update()
+            )
+        ).one()
+        return Shopper(
+            user_id=row.user_id,
+            version=int(row.version),
+            cart_update_time=row.cart_update_time,
+            wishlist_update_time=row.wishlist_update_time,
+        )
+
+    async def touch(
+        self,
+        conn: AsyncConnection,
+        shopper: Shopper,
+        *,
+        cart: bool,
+        wishlist: bool,
+        now: datetime,
+        events: int = 1,
+    ) -> Shopper:
+        """Record a change: bump the version by the number of ``events`` it
+        publishes (each event gets its own version), move the changed lists'
+        update times. Returns the row as it now is."""
+        values: dict[str, object] = {"version": shopper.version + events}
+        if cart:
+            values["cart_update_time"] = now
+        if wishlist:
+            values["wishlist_update_time"] = now
+        await conn.execute(
+            sa.update(shoppers).where(shoppers.c.user_id == shopper.user_id).values(**values)
+        )
+        return Shopper(
+            user_id=shopper.user_id,
+            version=shopper.version + events,
+            cart_update_time=now if cart else shopper.cart_update_time,
+            wishlist_update_time=now if wishlist else shopper.wishlist_update_time,
+        )
+
+    async def applied_fingerprint(
+        self, conn: AsyncConnection | None, user_id: str, request_id: str
+    ) -> str | None:
+        """The fingerprint stored for an applied request id, None if new."""
+        query = sa.select(applied_requests.c.fingerprint).where(
+            applied_requests.c.user_id == user_id, applied_requests.c.request_id == request_id
+        )
+        if conn is None:
+            async with self.engine.connect() as own:
+                return (await own.execute(query)).scalar()
+        return (await conn.execute(query)).scalar()
+
+    async def record_request(
+        self, conn: AsyncConnection, user_id: str, request_id: str, fingerprint: str, now: datetime
+    ) -> None:
+        """Remember a request id as applied (under the user's lock)."""
+        await conn.execute(
+            sa.insert(applied_requests).values(
+                user_id=user_id, request_id=request_id, fingerprint=fingerprint, create_time=now
+            )
+        )
+
+    # -- cart ------------------------------------------------------------------
+    async def cart_lines(self, conn: AsyncConnection | None, user_id: str) -> list[StoredLine]:
+        """The user's lines, most recently added first."""
+        query = (
+            sa.select(cart_lines.c.item_id, cart_lines.c.quantity, cart_lines.c.add_time)
+            .where(cart_lines.c.user_id == user_id)
+            .order_by(cart_lines.c.add_time.desc(), cart_lines.c.item_id)
+        )
+        if conn is None:
+            async with self.engine.connect() as own:
+                rows = (await own.execute(query)).all()
+        else:
+            rows = (await conn.execute(query)).all()
+        return [StoredLine(r.item_id, int(r.quantity), r.add_time) for r in rows]
+
+    async def shopper(self, user_id: str) -> Shopper | None:
+        """The user's row without locking it (reads)."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(shoppers).where(shoppers.c.user_id == user_id))
+            ).first()
+        if row is None:
+            return None
+        return Shopper(row.user_id, int(row.version), row.cart_update_time,
+                       row.wishlist_update_time)
+
+    async def upsert_line(
+        self, conn: AsyncConnection, user_id: str, item_id: str, quantity: int, now: datetime
+    ) -> None:
+        """Set a line's quantity, creating the line (added now) if missing."""
+        await conn.execute(
+            sa.text(
+                "INSERT INTO cart_lines (user_id, item_id, quantity, add_time, update_time)"
+                " VALUES (:u, :i, :q, :now, :now)"
+                " ON DUPLICATE KEY UPDATE quantity = VALUES(quantity),"
+                " update_time = VALUES(update_time)"
+            ),
+            {"u": user_id, "i": item_id, "q": quantity, "now": now},
+        )
+
+    async def delete_lines(
+        self, conn: AsyncConnection, user_id: str, item_ids: Sequence[str]
+    ) -> None:
+        """Delete the named lines of the user's cart."""
+        if item_ids:
+            await conn.execute(
+                cart_lines.delete().where(
+                    cart_lines.c.user_id == user_id, cart_lines.c.item_id.in_(list(item_ids))
+                )
+            )
+
+    # -- wishlist ----------------------------------------------------------------
+    async def wishlist(self, conn: AsyncConnection | None, user_id: str) -> list[SavedItem]:
+        """The user's saved items, most recently added first."""
+        query = (
+            sa.select(wishlist_items.c.item_id, wishlist_items.c.add_time)
+            .where(wishlist_items.c.user_id == user_id)
+            .order_by(wishlist_items.c.add_time.desc(), wishlist_items.c.item_id)
+        )
+        if conn is None:
+            async with self.engine.connect() as own:
+                rows = (await own.execute(query)).all()
+        else:
+            rows = (await conn.execute(query)).all()
+        return [SavedItem(r.item_id, r.add_time) for r in rows]
+
+    async def save_item(
+        self, conn: AsyncConnection, user_id: str, item_id: str, now: datetime
+    ) -> None:
+        """Add an item to the wishlist (the caller checked it is not there)."""
+        await conn.execute(
+            sa.insert(wishlist_items).values(user_id=user_id, item_id=item_id, add_time=now)
+        )
+
+    async def unsave_item(self, conn: AsyncConnection, user_id: str, item_id: str) -> bool:
+        """Remove an item from the wishlist; False when it was not there."""
+        result = await conn.execute(
+            wishlist_items.delete().where(
+                wishlist_items.c.user_id == user_id, wishlist_items.c.item_id == item_id
+            )
+        )
+        return bool(result.rowcount)
+
+    # -- events ------------------------------------------------------------------
+    async def add_event(
+        self,
+        conn: AsyncConnection,
+        user_id: str,
+        version: int,
+        now: datetime,
+        request_id: str,
+        **payload: object,
+    ) -> None:
+        """Queue one `cart.events` event about ``user_id``'s cart or wishlist
+        (keyed by user id, ``version`` from the user's row) in the open
+        transaction; ``payload`` is the oneof case, e.g.
+        ``cart_item_added=events_pb2.CartItemAdded(...)``."""
+        (case, message), = payload.items()
+        event_id = str(uuid.uuid4())
+        envelope = events_pb2.EventEnvelope(
+            event_id=event_id,
+            event_type=message.DESCRIPTOR.full_name,  # type: ignore[attr-defined]
+            occurred_at=to_timestamp(now),
+            entity_key=user_id,
+            entity_version=version,
+            producer=PRODUCER,
+            request_id=request_id,
+            **{case: message},
+        )
+        await outbox.add_event(
+            conn,
+            topic=CART_TOPIC,
+            key=user_id,
+            payload=envelope.SerializeToString(),
+            event_type=envelope.event_type,
+            event_id=event_id,
+        )
