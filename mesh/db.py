@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:13306"
@@ -94,3 +96,48 @@ async def make_engine(
         pool_recycle=3600,
         **engine_kwargs,
     )
+
+
+# --------------------------------------------------------------------------
+# Transactions that survive MariaDB's deadlock and lock-wait aborts
+# --------------------------------------------------------------------------
+
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+# A failed CHECK constraint. asyncmy and pymysql raise it as an
+# OperationalError, not an IntegrityError.
+ER_CONSTRAINT_FAILED = 4025
+# MariaDB rolls the whole transaction back on these, so running it again from
+# the start is safe.
+RETRYABLE_ERRNOS = frozenset({ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK})
+
+T = TypeVar("T")
+
+
+def mysql_errno(exc: DBAPIError) -> int | None:
+    """The MariaDB error number behind a SQLAlchemy error."""
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+async def ping(engine: AsyncEngine) -> bool:
+    """Health probe: the database answers."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
+async def run_transaction(
+    engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], *, retries: int = 3
+) -> T:
+    """Run ``work`` in one transaction, again from the start when MariaDB
+    picked it as a deadlock victim or a lock wait timed out (both roll the
+    whole transaction back). Other errors propagate."""
+    for attempt in range(retries + 1):
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        except DBAPIError as exc:
+            if mysql_errno(exc) not in RETRYABLE_ERRNOS or attempt == retries:
+                raise
+    raise AssertionError("unreachable")

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -24,20 +23,15 @@ import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.dialects.mysql import DATETIME
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mesh import outbox
+from mesh import db, outbox
 from svc_cart.domain import StoredLine
 
 log = logging.getLogger(__name__)
 
 CART_TOPIC = "cart.events"
 PRODUCER = "svc_cart"
-
-ER_LOCK_WAIT_TIMEOUT = 1205
-ER_LOCK_DEADLOCK = 1213
-RETRYABLE = {ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT}
 
 metadata = sa.MetaData()
 _MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
@@ -124,12 +118,6 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
     return ts
 
 
-def mysql_errno(exc: DBAPIError) -> int | None:
-    """The MariaDB error number behind a SQLAlchemy error."""
-    args = getattr(exc.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
 T = TypeVar("T")
 
 
@@ -148,26 +136,12 @@ class CartStore:
 
     async def ping(self) -> bool:
         """Health probe: the database answers."""
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        return True
+        return await db.ping(self.engine)
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction, again from the start when MariaDB
-        aborted it as a deadlock victim or after a lock wait timeout."""
-        for attempt in range(self.retries + 1):
-            try:
-                async with self._transaction() as conn:
-                    return await work(conn)
-            except DBAPIError as exc:
-                if mysql_errno(exc) not in RETRYABLE or attempt == self.retries:
-                    raise
-        raise AssertionError("unreachable")
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+        """Run ``work`` in one transaction, retried from the start after a
+        deadlock or lock wait timeout."""
+        return await db.run_transaction(self.engine, work, retries=self.retries)
 
     async def purge_forever(self, retention_seconds: int, interval: float) -> None:
         """Every ``interval`` seconds, forget request ids and published

@@ -17,8 +17,7 @@ import asyncio
 import base64
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -30,7 +29,7 @@ from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mesh import outbox
+from mesh import db, outbox
 from svc_inventory.domain import (
     HeldLine,
     ReservationState,
@@ -43,12 +42,7 @@ log = logging.getLogger(__name__)
 STOCK_TOPIC = "inventory.stock"
 PRODUCER = "svc_inventory"
 
-# MariaDB error numbers we react to.
-ER_LOCK_WAIT_TIMEOUT = 1205
-ER_LOCK_DEADLOCK = 1213
 ER_DUP_ENTRY = 1062
-ER_CONSTRAINT_FAILED = 4025  # a CHECK constraint (surfaces as OperationalError)
-RETRYABLE = {ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT}
 
 metadata = sa.MetaData()
 _MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
@@ -160,12 +154,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def mysql_errno(exc: DBAPIError) -> int | None:
-    """The MariaDB error number behind a SQLAlchemy error."""
-    args = getattr(exc.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
 def to_timestamp(value: datetime | None) -> Timestamp | None:
     """A naive-UTC datetime as a protobuf Timestamp."""
     if value is None:
@@ -193,9 +181,7 @@ class InventoryStore:
 
     async def ping(self) -> bool:
         """Health probe: the database answers."""
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        return True
+        return await db.ping(self.engine)
 
     async def purge_outbox_forever(self, retention_seconds: int, interval: float) -> None:
         """Every ``interval`` seconds, delete outbox rows published more than
@@ -208,28 +194,16 @@ class InventoryStore:
             except Exception:  # noqa: BLE001 - a failed purge is retried next round
                 log.warning("outbox purge failed", exc_info=True)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        # The engine is made with isolation_level="READ COMMITTED" (main.py);
-        # setting it here per transaction would cost two extra round trips.
-        async with self.engine.begin() as conn:
-            yield conn
-
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` in one READ COMMITTED transaction, again from the
-        start when MariaDB picked it as a deadlock victim or a lock wait
-        timed out (both roll the whole transaction back)."""
-        for attempt in range(self.retries + 1):
-            try:
-                async with self._transaction() as conn:
-                    return await work(conn)
-            except DBAPIError as exc:
-                errno = mysql_errno(exc)
-                if errno == ER_CONSTRAINT_FAILED:
-                    raise StockConstraintViolated(str(exc.orig)) from exc
-                if errno not in RETRYABLE or attempt == self.retries:
-                    raise
-        raise AssertionError("unreachable")
+        """Run ``work`` in one transaction (the engine is READ COMMITTED, set
+        once in main.py), retried from the start after a deadlock or lock
+        wait timeout; a failed CHECK becomes StockConstraintViolated."""
+        try:
+            return await db.run_transaction(self.engine, work, retries=self.retries)
+        except DBAPIError as exc:
+            if db.mysql_errno(exc) == db.ER_CONSTRAINT_FAILED:
+                raise StockConstraintViolated(str(exc.orig)) from exc
+            raise
 
     # -- stock -------------------------------------------------------------
     async def lock_items(
@@ -391,7 +365,7 @@ class InventoryStore:
                 )
             return None
         except IntegrityError as exc:
-            if mysql_errno(exc) != ER_DUP_ENTRY:
+            if db.mysql_errno(exc) != ER_DUP_ENTRY:
                 raise
         row = (
             await conn.execute(
@@ -430,7 +404,7 @@ class InventoryStore:
                 )
             )
         except IntegrityError as exc:
-            if mysql_errno(exc) == ER_DUP_ENTRY:
+            if db.mysql_errno(exc) == ER_DUP_ENTRY:
                 raise DuplicateReservation(order_id) from exc
             raise
 

@@ -95,6 +95,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# An address where nothing listens, fixed for the session: a peer pointed
+# at it behaves as when that service is down (e.g. svc_tat then ignores
+# stock, as its contract says), and processes started with it can be shared
+# across test files.
+UNREACHABLE_ADDR = f"127.0.0.1:{_free_port()}"
+
+
 class RunningService:
     """One service process started by the tests."""
 

@@ -25,7 +25,7 @@ from google.type import money_pb2
 
 from mesh import money
 from mesh.auth import JWT_PAYLOAD_HEADER, Caller, encode_jwt_payload
-from tests.conftest import Services, Stack
+from tests.conftest import UNREACHABLE_ADDR, Services, Stack
 from tests.integration.catalog_support import ADMIN, TopicReader, phone
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,8 @@ class World:
 async def world(services: Services) -> AsyncIterator[World]:
     services.start("catalog")
     services.start("users")
-    services.start("tat", ECOM_TAT_CLOCK=MORNING)
+    # Stock-agnostic ETAs (the items are never stocked), shared with the tat tests.
+    services.start("tat", ECOM_TAT_CLOCK=MORNING, ECOM_INVENTORY_ADDR=UNREACHABLE_ADDR)
     services.start("cart")
     channels = {n: grpc.aio.insecure_channel(services.addr(n))
                 for n in ("cart", "catalog", "users")}

@@ -22,7 +22,7 @@ from ecom.serviceability.v1 import serviceability_pb2 as pb
 from ecom.serviceability.v1 import serviceability_pb2_grpc
 
 from mesh.auth import Caller, encode_jwt_payload
-from tests.conftest import _free_port
+from tests.conftest import UNREACHABLE_ADDR
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ KOCHI = "682030"
 # Most tests check routes and ETAs without stock: their svc_tat is pointed at
 # an inventory address where nothing listens, so (as the contract says) stock
 # is not considered, whether or not another test started svc_inventory.
-NO_INVENTORY = {"ECOM_INVENTORY_ADDR": f"127.0.0.1:{_free_port()}"}
+NO_INVENTORY = {"ECOM_INVENTORY_ADDR": UNREACHABLE_ADDR}
 
 
 @pytest.fixture(scope="module")
