@@ -24,7 +24,7 @@ from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mesh import outbox
+from mesh import db, outbox
 from svc_payments.codec import payment_proto, refund_proto, to_timestamp
 from svc_payments.domain import (
     PaymentRecord,
@@ -131,9 +131,7 @@ class PaymentStore:
 
     async def ping(self) -> bool:
         """Health probe: the database answers."""
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        return True
+        return await db.ping(self.engine)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mesh import db
 from mesh.errors import FailedPrecondition, NotFound
 from svc_users.domain import (
     MAX_ADDRESSES_PER_USER,
@@ -142,8 +143,7 @@ async def migrate(engine: AsyncEngine, database: str) -> None:
 
 async def ping(engine: AsyncEngine) -> None:
     """Health probe: one round trip to MariaDB."""
-    async with engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+    await db.ping(engine)
 
 
 # -- pincode directory --------------------------------------------------------
