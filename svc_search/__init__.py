@@ -5,6 +5,5 @@ deliverability for the shopper's pincode.
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),
 ``api.py`` (the gRPC servicer), ``consumers.py`` (Kafka handlers) and
-``main.py`` (wiring through ``mesh``). The modules are added with the issue
-that implements the service; the contract is already in ``proto/``.
+``main.py`` (wiring through ``mesh``).
 """
