@@ -4,9 +4,9 @@ loader through the catalog's own store.
 
 ``python -m svc_catalog.demo [--count N]`` loads it into the database the
 service uses (``ECOM_MONGO_URL``, ``ECOM_DB_PREFIX``); loading twice inserts
-nothing new. Each item is written with its ItemUpserted event pending, so
-the running service's relay publishes it to ``catalog.items`` and search
-indexes it.
+nothing new. The items' ItemUpserted events are then published straight to
+``catalog.items`` with deterministic event ids (publishing them again on the
+next load changes nothing downstream), so search indexes the demo at once.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import argparse
 import asyncio
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import mesh
+from mesh.kafka import OutgoingEvent, ensure_topics, make_admin, make_producer, publish
 from svc_catalog import codec, domain
-from svc_catalog.store import ItemStore, connect, pending_event
+from svc_catalog.store import ItemStore, connect
 
 SEED = 20240601
 DEFAULT_COUNT = 5_040
@@ -243,16 +245,43 @@ def demo_stock(item_id: str) -> dict[str, int]:
 
 async def load_demo(store: ItemStore, count: int = DEFAULT_COUNT, seed: int = SEED,
                     batch: int = 500) -> int:
-    """Bulk-insert the demo items with their creation events pending;
-    items already present are left alone. Returns how many were inserted."""
+    """Bulk-insert the demo items; items already present are left alone.
+    Returns how many were inserted. Their creation events are not queued in
+    the documents (FerretDB v1 on SQLite rewrites a document by scanning the
+    whole collection, so draining 5,000 in-document events takes minutes):
+    :func:`publish_demo_events` sends them straight to Kafka instead."""
     items = demo_items(count, seed)
     inserted = 0
     for start in range(0, len(items), batch):
-        chunk = items[start:start + batch]
-        inserted += await store.insert_items([
-            (i, pending_event(codec.item_upserted(i, created=True, request_id="demo"),
-                              codec.ITEMS_TOPIC)) for i in chunk])
+        inserted += await store.insert_items([(i, None) for i in items[start:start + batch]])
     return inserted
+
+
+def demo_events(count: int = DEFAULT_COUNT, seed: int = SEED) -> list[OutgoingEvent]:
+    """The ItemUpserted event of every demo item, with a deterministic event
+    id, so publishing them again is a no-op for idempotent consumers."""
+    out = []
+    for item in demo_items(count, seed):
+        env = codec.item_upserted(item, created=True, request_id="demo")
+        env.event_id = f"demo:{item.item_id}:v{item.version}"
+        out.append(OutgoingEvent(topic=codec.ITEMS_TOPIC, key=item.item_id.encode(),
+                                 payload=env.SerializeToString(), event_id=env.event_id,
+                                 event_type=env.event_type))
+    return out
+
+
+async def publish_demo_events(bootstrap: str, topic: str, count: int = DEFAULT_COUNT,
+                              seed: int = SEED) -> int:
+    """Publish the demo items' creation events to ``topic`` (prefix applied
+    by the caller); raises if any was not delivered. Returns how many."""
+    ensure_topics(make_admin(bootstrap), [topic])
+    producer = make_producer(bootstrap, client_id="svc_catalog-demo")
+    events = [replace(e, topic=topic) for e in demo_events(count, seed)]
+    reports = await publish(producer, events)
+    failed = [r for r in reports if not r.delivered]
+    if failed:
+        raise RuntimeError(f"{len(failed)} demo events not delivered: {failed[0].error}")
+    return len(events)
 
 
 async def _main(count: int) -> None:
@@ -262,7 +291,9 @@ async def _main(count: int) -> None:
         store = ItemStore(client[settings.database("catalog")])
         await store.create_indexes()
         n = await load_demo(store, count)
-        print(f"demo catalog: {n} new items ({count} generated)")
+        sent = await publish_demo_events(settings.kafka_bootstrap,
+                                         settings.topic(codec.ITEMS_TOPIC), count)
+        print(f"demo catalog: {n} new items ({count} generated), {sent} events published")
     finally:
         await client.close()
 
