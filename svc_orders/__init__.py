@@ -4,6 +4,6 @@ to Cassandra and the merged order history.
 Every service has the same shape (see ARCHITECTURE.md): ``domain.py`` (pure
 rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),
 ``api.py`` (the gRPC servicer), ``consumers.py`` (Kafka handlers) and
-``main.py`` (wiring through ``mesh``). The modules are added with the issue
-that implements the service; the contract is already in ``proto/``.
+``main.py`` (wiring through ``mesh``); ``codec.py`` turns stored orders into
+the contract's messages.
 """

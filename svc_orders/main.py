@@ -1,0 +1,148 @@
+"""Wiring: `python -m svc_orders.main` serves OrderService on ECOM_ORDERS_ADDR,
+with its tables in the `orders` database, an outbox relay publishing
+`orders.lifecycle`, the `payments.events` consumer, the Redis hold listener,
+the expiry sweeper and periodic reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as aioredis
+from ecom.cart.v1 import cart_pb2_grpc
+from ecom.catalog.v1 import catalog_pb2_grpc
+from ecom.inventory.v1 import inventory_pb2_grpc
+from ecom.orders.v1 import orders_pb2_grpc
+from ecom.payments.v1 import payments_pb2_grpc
+from ecom.serviceability.v1 import serviceability_pb2_grpc
+from ecom.users.v1 import users_pb2_grpc
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import mesh
+from mesh.consumer import IdempotentConsumer
+from mesh.db import make_engine
+from mesh.kafka import ensure_topics, make_admin, make_consumer, topic_name
+from mesh.outbox import OutboxRelay, purge_sent
+from svc_orders.api import OrderApi
+from svc_orders.consumers import CONSUMER_NAME, PaymentEvents
+from svc_orders.service import (
+    LIFECYCLE_TOPIC,
+    PAYMENTS_TOPIC,
+    OrderService,
+    OrderSettings,
+    Peers,
+    Reconciler,
+)
+from svc_orders.store import HoldStore, OrderStore
+
+INV = "ecom.inventory.v1.InventoryService"
+PAY = "ecom.payments.v1.PaymentService"
+
+
+class OrdersSettings(mesh.ServiceSettings):
+    """Shared settings plus orders' own (ECOM_ORDERS_*)."""
+
+    orders_db_pool_size: int = Field(default=10, ge=1)
+    # The database sweep behind the Redis fast path.
+    orders_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    orders_pending_grace_seconds: float = Field(default=30.0, gt=0)
+    orders_reconcile_interval_seconds: float = Field(default=300.0, gt=0)
+    orders_payment_wait_seconds: float = Field(default=5.0, gt=0)
+    # Published outbox rows are kept this long (for inspection), then purged.
+    orders_outbox_retention_seconds: int = Field(default=86_400, ge=0)
+
+
+async def purge_outbox_forever(engine: AsyncEngine, retention: int) -> None:
+    """Delete relayed outbox rows older than ``retention`` every 10 minutes."""
+    while True:
+        await asyncio.sleep(600)
+        try:
+            await purge_sent(engine, older_than_seconds=retention)
+        except Exception:  # noqa: BLE001 - MariaDB down: next time
+            logging.getLogger(__name__).exception("outbox purge failed")
+
+
+async def build() -> mesh.Service:
+    settings = mesh.load_settings(OrdersSettings)
+    mesh.configure_logging(settings.log_level, service="orders")
+    engine = await make_engine(
+        settings.mysql_url,
+        settings.database("orders"),
+        pool_size=settings.orders_db_pool_size,
+        max_overflow=settings.orders_db_pool_size,
+        isolation_level="READ COMMITTED",
+    )
+    store = OrderStore(engine)
+    await store.create_tables()
+    await asyncio.to_thread(
+        ensure_topics,
+        make_admin(settings.kafka_bootstrap),
+        [LIFECYCLE_TOPIC, PAYMENTS_TOPIC],
+        prefix=settings.topic_prefix,
+    )
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    holds = HoldStore(redis, settings.redis_key("orders:hold:"))
+    channels = mesh.Channels(settings)
+    peers = Peers(
+        catalog=catalog_pb2_grpc.CatalogServiceStub(channels.get("catalog")),
+        tat=serviceability_pb2_grpc.ServiceabilityServiceStub(channels.get("tat")),
+        users=users_pb2_grpc.UserServiceStub(channels.get("users")),
+        # Every reservation and payment call is idempotent by order or
+        # request id, so gRPC may retry them on UNAVAILABLE.
+        inventory=inventory_pb2_grpc.InventoryServiceStub(
+            channels.get("inventory", idempotent=[INV])
+        ),
+        payments=payments_pb2_grpc.PaymentServiceStub(channels.get("payments", idempotent=[PAY])),
+        cart=cart_pb2_grpc.CartServiceStub(channels.get("cart")),
+    )
+    service = OrderService(
+        store,
+        holds,
+        peers,
+        OrderSettings(
+            hold_seconds=settings.order_hold_seconds,
+            pending_grace_seconds=settings.orders_pending_grace_seconds,
+            payment_wait_seconds=settings.orders_payment_wait_seconds,
+            call_timeout_seconds=settings.call_timeout_seconds,
+        ),
+    )
+    reconciler = Reconciler(service)
+    relay = OutboxRelay(
+        engine,
+        settings.kafka_bootstrap,
+        topic_prefix=settings.topic_prefix,
+        client_id="svc_orders-outbox",
+    )
+    payments = PaymentEvents(service)
+    consumer = IdempotentConsumer(
+        make_consumer(settings.kafka_bootstrap, settings.topic_prefix + CONSUMER_NAME),
+        engine,
+        name=CONSUMER_NAME,
+        topics=[topic_name(PAYMENTS_TOPIC, settings.topic_prefix)],
+        handler=payments.handle,
+    )
+
+    svc = mesh.Service("orders", settings)
+    svc.add_servicer(
+        OrderApi(service, reconciler), orders_pb2_grpc.add_OrderServiceServicer_to_server
+    )
+    svc.add_dependency("mariadb", store.ping)
+    svc.add_dependency("redis", holds.ping)
+    svc.add_task("outbox-relay", relay.run)
+    svc.add_task("payments-consumer", lambda: payments.run(consumer))
+    svc.add_task("hold-listener", lambda: holds.listen(service.on_hold_expired))
+    svc.add_task("sweeper", lambda: service.sweep_forever(settings.orders_sweep_interval_seconds))
+    svc.add_task(
+        "reconciler", lambda: reconciler.run_forever(settings.orders_reconcile_interval_seconds)
+    )
+    svc.on_shutdown(engine.dispose)
+    svc.on_shutdown(channels.close)
+    svc.on_shutdown(relay.close)
+    svc.on_shutdown(consumer.close)
+    svc.on_shutdown(redis.aclose)
+    return svc
+
+
+if __name__ == "__main__":
+    mesh.serve(build)
