@@ -7,6 +7,7 @@ use. The driver is asyncmy; the character set is utf8mb4 everywhere.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -140,4 +141,6 @@ async def run_transaction(
         except DBAPIError as exc:
             if mysql_errno(exc) not in RETRYABLE_ERRNOS or attempt == retries:
                 raise
+            # A short, growing pause lets the winner of the conflict finish.
+            await asyncio.sleep(0.01 * 2**attempt)
     raise AssertionError("unreachable")

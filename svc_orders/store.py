@@ -23,17 +23,16 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import DATETIME, LONGBLOB
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mesh import consumer as mesh_consumer
-from mesh import outbox
+from mesh import db, outbox
 from svc_orders.domain import CancelReason, OrderState, PaymentStatus, ReservationState
 
 log = logging.getLogger(__name__)
 
 ER_DUP_ENTRY = 1062
-RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock victim
 T = TypeVar("T")
 
 metadata = sa.MetaData()
@@ -179,11 +178,6 @@ class DuplicateOrder(Exception):
     """The (user, request id) pair already has an order."""
 
 
-def mysql_errno(exc: DBAPIError) -> int | None:
-    args = getattr(exc.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
 class OrderStore:
     """Orders, lines and reconciliation reports in one MariaDB database."""
 
@@ -201,9 +195,7 @@ class OrderStore:
 
     async def ping(self) -> bool:
         """Health probe: MariaDB answers."""
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        return True
+        return await db.ping(self.engine)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -213,15 +205,7 @@ class OrderStore:
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction, again from the start when MariaDB
         picked it as a deadlock victim or a lock wait timed out."""
-        for attempt in range(self.retries):
-            try:
-                async with self._transaction() as conn:
-                    return await work(conn)
-            except DBAPIError as exc:
-                if mysql_errno(exc) not in RETRYABLE or attempt == self.retries - 1:
-                    raise
-                await asyncio.sleep(0.01 * 2**attempt)
-        raise AssertionError("unreachable")
+        return await db.run_transaction(self.engine, work, retries=self.retries - 1)
 
     # -- orders ------------------------------------------------------------
     async def insert(self, conn: AsyncConnection, rec: OrderRecord) -> None:
@@ -231,7 +215,7 @@ class OrderStore:
         try:
             await conn.execute(sa.insert(orders).values(**values))
         except IntegrityError as exc:
-            if mysql_errno(exc) == ER_DUP_ENTRY:
+            if db.mysql_errno(exc) == ER_DUP_ENTRY:
                 raise DuplicateOrder(rec.request_id) from exc
             raise
         await conn.execute(
