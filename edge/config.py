@@ -376,6 +376,32 @@ def _cors_policy(origins: Sequence[str]) -> dict[str, Any]:
     }
 
 
+# HTTP allows header names and values that gRPC does not (``*``, ``~``,
+# uppercase, non-ASCII values...); the services' gRPC servers fail such a
+# call with INTERNAL ("Illegal header key"), which the client would see as a
+# 500 for a header no service reads. Drop them at the edge, after jwt_authn
+# (which has read Authorization) and before the transcoder.
+# gRPC: keys 1*[0-9a-z_.-]; values of non "-bin" keys printable ASCII.
+GRPC_SAFE_HEADERS_LUA = """
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local drop = {}
+  for key, value in pairs(headers) do
+    if string.sub(key, 1, 1) ~= ":" then
+      if not string.find(key, "^[0-9a-z_.%-]+$") then
+        drop[#drop + 1] = key
+      elseif string.sub(key, -4) ~= "-bin" and string.find(value, "[^\\032-\\126]") then
+        drop[#drop + 1] = key
+      end
+    end
+  end
+  for _, key in ipairs(drop) do
+    headers:remove(key)
+  end
+end
+"""
+
+
 def _http_filters(opts: EdgeOptions, transcoded: list[str], rules: list[dict]) -> list[dict]:
     every = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
     per_minute = opts.rate_limit_per_minute
@@ -454,6 +480,13 @@ def _http_filters(opts: EdgeOptions, transcoded: list[str], rules: list[dict]) -
             },
         },
         {
+            "name": "envoy.filters.http.lua",
+            "typed_config": {
+                "@type": TYPE + "envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": GRPC_SAFE_HEADERS_LUA},
+            },
+        },
+        {
             "name": "envoy.filters.http.grpc_json_transcoder",
             "typed_config": {
                 "@type": TYPE
@@ -472,6 +505,12 @@ def _http_filters(opts: EdgeOptions, transcoded: list[str], rules: list[dict]) -
                 # Keep the route chosen for the REST request (see _routes).
                 "match_incoming_request_route": True,
                 "case_insensitive_enum_parsing": True,
+                # A query parameter no request field has would make the
+                # request unmappable: passed through untranscoded, the gRPC
+                # server resets it and the client saw a 503. Answer 400
+                # naming the parameter instead. (Unknown paths never get
+                # here: they have no route, and the router's 404 says so.)
+                "request_validation_options": {"reject_unknown_query_parameters": True},
             },
         },
         {

@@ -158,3 +158,21 @@ def test_openapi_lists_every_rest_binding_with_security(contracts) -> None:  # t
 def test_generated_openapi_is_fresh(contracts) -> None:  # type: ignore[no-untyped-def]
     """generated/openapi.json is what the generator produces now (make proto)."""
     assert config.OPENAPI_FILE.read_text() == openapi.render(openapi.build(contracts))
+
+
+def test_headers_are_made_grpc_safe_after_jwt_authn_before_the_transcoder(contracts) -> None:  # type: ignore[no-untyped-def]
+    boot = _bootstrap(contracts, list(registry.PROCESSES))
+    names = [f["name"] for f in _hcm(boot)["http_filters"]]
+    lua = names.index("envoy.filters.http.lua")
+    assert names.index("envoy.filters.http.jwt_authn") < lua
+    assert lua + 1 == names.index("envoy.filters.http.grpc_json_transcoder")
+    code = _filter(boot, "envoy.filters.http.lua")["default_source_code"]["inline_string"]
+    assert code == config.GRPC_SAFE_HEADERS_LUA and "headers:remove" in code
+
+
+def test_unknown_query_parameters_are_rejected_not_passed_through(contracts) -> None:  # type: ignore[no-untyped-def]
+    boot = _bootstrap(contracts, list(registry.PROCESSES))
+    transcoder = _filter(boot, "envoy.filters.http.grpc_json_transcoder")
+    assert transcoder["request_validation_options"] == {"reject_unknown_query_parameters": True}
+    # Ignoring them instead would hide a client's typo.
+    assert not transcoder.get("ignore_unknown_query_parameters")
