@@ -174,6 +174,16 @@ class Shop:
         )
         return int(s.total_available), int(s.total_reserved)
 
+    async def stock_settles(self, item: str, want: tuple[int, int],
+                            timeout: float = 10) -> tuple[int, int]:
+        """(available, reserved) once it equals ``want``, or as it stands at
+        ``timeout``: the release or commit owed by a transition the sweeper
+        made runs just after that transition commits."""
+        deadline = time.monotonic() + timeout
+        while (got := await self.stock(item)) != want and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        return got
+
     async def reservation(self, order_id: str) -> inventory_pb2.Reservation:
         return await self.inventory.GetReservation(
             inventory_pb2.GetReservationRequest(order_id=order_id), metadata=SERVICE

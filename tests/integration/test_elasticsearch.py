@@ -49,6 +49,12 @@ def doc(p: tuple[str, str, str, str, str, int, str]) -> dict[str, Any]:
             "category": category, "price_paise": price, "listed_at": listed_at}
 
 
+def prefix(stack: Stack) -> str:
+    """This module's indices: a sub-prefix of the run's, so the cleanup
+    never deletes the indices of the run's search service."""
+    return f"{stack.es_prefix}estest-"
+
+
 @pytest.fixture(scope="module")
 def es(stack: Stack) -> Iterator[Elasticsearch]:
     client = Elasticsearch(stack.env["ECOM_ES_URL"], request_timeout=30)
@@ -57,7 +63,7 @@ def es(stack: Stack) -> Iterator[Elasticsearch]:
     finally:
         # Deleting by wildcard is refused (action.destructive_requires_name):
         # name every index of this run.
-        ours = list(client.indices.get(index=f"{stack.es_prefix}*", expand_wildcards="all"))
+        ours = list(client.indices.get(index=f"{prefix(stack)}*", expand_wildcards="all"))
         if ours:
             client.indices.delete(index=",".join(ours))
         client.close()
@@ -75,7 +81,7 @@ def create_index(es: Elasticsearch, name: str, products: list[Any]) -> None:
 @pytest.fixture(scope="module")
 def products(es: Elasticsearch, stack: Stack) -> str:
     """The v1 product index, behind the alias the search API reads."""
-    alias = f"{stack.es_prefix}products"
+    alias = f"{prefix(stack)}products"
     create_index(es, f"{alias}-v1", PRODUCTS)
     es.indices.update_aliases(actions=[{"add": {"index": f"{alias}-v1", "alias": alias}}])
     return alias

@@ -74,7 +74,7 @@ async def test_gateway_timeout_stays_pending_then_expires(shop: Shop) -> None:
     done = await shop.wait_for(order.order_id, _cancelled, timeout=HOLD + 8, what="expired")
     assert done.cancel_reason == pb.CANCEL_REASON_HOLD_EXPIRED
     assert done.payment.status != payments_pb2.PAYMENT_STATUS_SUCCEEDED
-    assert await shop.stock(item) == (2, 0)
+    assert await shop.stock_settles(item, (2, 0)) == (2, 0)
 
 
 async def test_late_success_after_expiry_is_refunded_and_recorded(shop: Shop) -> None:
@@ -99,7 +99,7 @@ async def test_late_success_after_expiry_is_refunded_and_recorded(shop: Shop) ->
     )
     assert payment.status == payments_pb2.PAYMENT_STATUS_REFUNDED
     assert [r.reason for r in payment.refunds] == ["late_payment_after_expiry"]
-    assert await shop.stock(item) == (2, 0)
+    assert await shop.stock_settles(item, (2, 0)) == (2, 0)
 
 
 async def test_success_and_decline_within_the_hold(shop: Shop) -> None:

@@ -33,7 +33,9 @@ from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "inventory.stock"
+# A topic of its own: the run's real inventory service publishes to the
+# prefixed inventory.stock of the same run.
+TOPIC = "outbox-test.stock"
 
 stock = sa.Table(
     "stock",
