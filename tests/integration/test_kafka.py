@@ -32,13 +32,16 @@ from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
+MODULE_TOPICS = ("roundtrip", "offsets")
+
 
 @pytest.fixture
 def admin(stack: Stack) -> Iterator[AdminClient]:
     admin = make_admin(stack.env["ECOM_KAFKA_BOOTSTRAP"])
     yield admin
-    ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(stack.topic_prefix)]
-    delete_topics(admin, ours)
+    # Only this module's topics: the run's services own the others.
+    ours = {stack.topic(n) for n in MODULE_TOPICS}
+    delete_topics(admin, [t for t in admin.list_topics(timeout=10).topics if t in ours])
 
 
 def consume(consumer: Consumer, want: int, timeout: float = 30) -> list[ReceivedEvent]:
