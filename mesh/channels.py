@@ -40,6 +40,11 @@ CLIENT_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 1),
+    # gRPC's reconnect backoff grows to two minutes by default: a service
+    # would treat a peer that restarted in a second as down for that long.
+    # Peers here are close by, so retry connecting within two seconds.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
 
 

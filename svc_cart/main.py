@@ -23,8 +23,6 @@ from svc_cart.api import CartApi, WishlistApi
 from svc_cart.service import CartService, CatalogClient, ServiceabilityClient, UsersClient
 from svc_cart.store import CART_TOPIC, CartStore
 
-MAX_RECONNECT_BACKOFF_MS = 2_000
-
 
 class CartSettings(mesh.ServiceSettings):
     """Shared settings plus the cart's own (ECOM_CART_*, ECOM_WISHLIST_*)."""
@@ -57,13 +55,12 @@ async def build() -> mesh.Service:
     timeout = settings.cart_dependency_timeout_seconds
 
     def channel(name: str, method: str) -> grpc.aio.Channel:
-        # gRPC's reconnect backoff grows to two minutes; a cart would stay
-        # unpriced that long after the catalog came back. Cap it.
+        # mesh caps gRPC's reconnect backoff, so the cart is priced again
+        # within seconds of the catalog coming back.
         return mesh.open_channel(
             settings.addr_of(name),
             idempotent=[method],
             default_timeout=settings.call_timeout_seconds,
-            options=[("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS)],
         )
 
     channels = [
