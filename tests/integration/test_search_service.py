@@ -251,7 +251,10 @@ async def test_deliverable_only_and_delivery_estimates(shop: Shop) -> None:
     word = tag()
     item = await shop.create(f"Cirrus {word}", stock={"WH-BLR": 4})
     await listed(shop, word)
-    near = await shop.search(word, pincode=BENGALURU)
+    # Other test modules restart svc_tat with their own settings; wait until
+    # search reaches the current one again.
+    near = await shop.until(word, lambda r: r.serviceability_available, timeout=15,
+                            pincode=BENGALURU)
     est = near.hits[0].delivery
     assert near.serviceability_available and near.pincode == BENGALURU
     assert est.deliverable and est.pincode == BENGALURU and est.warehouse_id == "WH-BLR"
@@ -476,6 +479,8 @@ async def test_the_callers_default_address_gives_the_pincode(
         await users.CreateAddress(users_pb2.CreateAddressRequest(
             user_id=user.user_id, address=address(BENGALURU), request_id=str(uuid.uuid4())),
             metadata=me)
+        await shop.until(word, lambda r: r.serviceability_available, timeout=15,
+                         pincode=BENGALURU)
         resp = await shop.search_stub.Search(search_pb2.SearchRequest(query=word), metadata=me)
     assert resp.pincode == BENGALURU and ids(resp) == [item.item_id]
     assert resp.hits[0].delivery.deliverable
