@@ -11,8 +11,10 @@ import asyncio
 import os
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
@@ -144,3 +146,22 @@ async def run_transaction(
             # A short, growing pause lets the winner of the conflict finish.
             await asyncio.sleep(0.01 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------
+# Times as the DATETIME(6) columns keep them
+# --------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    """Naive UTC with microseconds, as the DATETIME(6) columns store it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_timestamp(value: datetime | None) -> Timestamp | None:
+    """A naive-UTC datetime as a protobuf Timestamp (None stays unset)."""
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=UTC))
+    return ts

@@ -34,10 +34,11 @@ from ecom.users.v1 import users_pb2, users_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mesh import money
+from mesh.db import utcnow
 from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from svc_cart import domain
 from svc_cart.domain import CatalogItem, Delivery, Limits, PricedCart, SavedEntry
-from svc_cart.store import CartStore, Shopper, utcnow
+from svc_cart.store import CartStore, Shopper
 
 log = logging.getLogger(__name__)
 

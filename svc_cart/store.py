@@ -16,16 +16,16 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mesh import db, outbox
+from mesh.db import to_timestamp
 from svc_cart.domain import StoredLine
 
 log = logging.getLogger(__name__)
@@ -102,20 +102,6 @@ class SavedItem:
 
     item_id: str
     add_time: datetime
-
-
-def utcnow() -> datetime:
-    """Naive UTC with microseconds, as DATETIME(6) stores it."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def to_timestamp(value: datetime | None) -> Timestamp | None:
-    """A naive-UTC datetime as a protobuf Timestamp (None stays None)."""
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=UTC))
-    return ts
 
 
 T = TypeVar("T")

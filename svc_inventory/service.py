@@ -22,6 +22,7 @@ from ecom.serviceability.v1 import serviceability_pb2, serviceability_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mesh import current_request_id
+from mesh.db import utcnow
 from mesh.errors import (
     Conflict,
     FailedPrecondition,
@@ -47,7 +48,6 @@ from svc_inventory.store import (
     after_delta,
     decode_page_token,
     encode_page_token,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)

@@ -19,17 +19,17 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mesh import db, outbox
+from mesh.db import to_timestamp
 from svc_inventory.domain import (
     HeldLine,
     ReservationState,
@@ -147,20 +147,6 @@ class DuplicateReservation(Exception):
 class StockConstraintViolated(Exception):
     """A CHECK constraint refused a stock change: a bug upstream, stopped by
     the database rather than turned into an oversell."""
-
-
-def utcnow() -> datetime:
-    """Naive UTC with microseconds, as the DATETIME(6) columns store it."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def to_timestamp(value: datetime | None) -> Timestamp | None:
-    """A naive-UTC datetime as a protobuf Timestamp."""
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=UTC))
-    return ts
 
 
 T = TypeVar("T")

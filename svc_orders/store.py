@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mesh import consumer as mesh_consumer
 from mesh import db, outbox
+from mesh.db import utcnow
 from svc_orders.domain import CancelReason, OrderState, PaymentStatus, ReservationState
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,6 @@ reconcile_runs = sa.Table(
     sa.Column("create_time", _MICROS, nullable=False),
     mysql_engine="InnoDB",
 )
-
-
-def utcnow() -> datetime:
-    """Naive UTC, as the DATETIME columns store it."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

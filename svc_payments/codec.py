@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from ecom.payments.v1 import payments_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
+from mesh.db import to_timestamp
 from svc_payments.domain import (
     CURRENCY,
     PaymentRecord,
@@ -33,15 +31,6 @@ REFUND_STATUS_TO_PROTO = {
     RefundStatus.SUCCEEDED: payments_pb2.REFUND_STATUS_SUCCEEDED,
     RefundStatus.FAILED: payments_pb2.REFUND_STATUS_FAILED,
 }
-
-
-def to_timestamp(value: datetime | None) -> Timestamp | None:
-    """A naive-UTC datetime as a protobuf Timestamp (None stays unset)."""
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=UTC))
-    return ts
 
 
 def money(paise: int) -> money_pb2.Money:

@@ -11,13 +11,13 @@ from ecom.payments.v1 import payments_pb2_grpc
 from pydantic import Field
 
 import mesh
-from mesh.db import make_engine
+from mesh.db import make_engine, utcnow
 from mesh.kafka import ensure_topics, make_admin
 from mesh.outbox import OutboxRelay
 from svc_payments.api import PaymentsApi
 from svc_payments.gateway import SimulatedGateway
 from svc_payments.service import PaymentsService, Timing
-from svc_payments.store import PAYMENTS_TOPIC, PaymentStore, utcnow
+from svc_payments.store import PAYMENTS_TOPIC, PaymentStore
 
 
 class PaymentsSettings(mesh.ServiceSettings):

@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
@@ -25,7 +25,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mesh import db, outbox
-from svc_payments.codec import payment_proto, refund_proto, to_timestamp
+from mesh.db import to_timestamp
+from svc_payments.codec import payment_proto, refund_proto
 from svc_payments.domain import (
     PaymentRecord,
     PaymentStatus,
@@ -105,11 +106,6 @@ refunds = sa.Table(
 
 class DuplicateRequest(Exception):
     """The request id was already used (an idempotent retry)."""
-
-
-def utcnow() -> datetime:
-    """Naive UTC with microseconds, as the DATETIME(6) columns store it."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _is_duplicate(exc: DBAPIError) -> bool:

@@ -15,13 +15,19 @@ from tests.conftest import Stack
 pytestmark = pytest.mark.integration
 
 
+def prefix(stack: Stack) -> str:
+    """This module's keys: a sub-prefix of the run's, so the clean-up never
+    deletes the keys of the run's services (svc_tat's matrix, order holds)."""
+    return f"{stack.redis_prefix}redistest:"
+
+
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[aioredis.Redis]:
     r = aioredis.Redis.from_url(stack.env["ECOM_REDIS_URL"], decode_responses=True)
     try:
         yield r
     finally:
-        keys = [k async for k in r.scan_iter(match=f"{stack.redis_prefix}*")]
+        keys = [k async for k in r.scan_iter(match=f"{prefix(stack)}*")]
         if keys:
             await r.delete(*keys)
         await r.aclose()
@@ -30,7 +36,7 @@ async def client(stack: Stack) -> AsyncIterator[aioredis.Redis]:
 async def test_expired_key_is_announced(stack: Stack, client: aioredis.Redis) -> None:
     db = client.connection_pool.connection_kwargs.get("db", 0)
     channel = f"__keyevent@{db}__:expired"
-    key = f"{stack.redis_prefix}hold:order-1"
+    key = f"{prefix(stack)}hold:order-1"
     pubsub = client.pubsub()
     await pubsub.subscribe(channel)
     try:
