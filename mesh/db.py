@@ -105,6 +105,7 @@ async def make_engine(
 # Transactions that survive MariaDB's deadlock and lock-wait aborts
 # --------------------------------------------------------------------------
 
+ER_DUP_ENTRY = 1062  # a UNIQUE or PRIMARY KEY clash
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 # A failed CHECK constraint. asyncmy and pymysql raise it as an

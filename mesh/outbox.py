@@ -280,3 +280,18 @@ async def purge_sent(engine: AsyncEngine, *, older_than_seconds: int, limit: int
             .with_dialect_options(mysql_limit=limit)
         )
         return int(result.rowcount or 0)
+
+
+async def purge_sent_forever(
+    engine: AsyncEngine, *, older_than_seconds: int, interval: float = 600.0
+) -> None:
+    """Every `interval` seconds, delete rows sent more than
+    `older_than_seconds` ago, so the table does not grow with every change.
+    Runs until cancelled (a service's background task); a failed round (the
+    database briefly down) is logged and retried at the next one."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await purge_sent(engine, older_than_seconds=older_than_seconds)
+        except Exception:  # noqa: BLE001 - retried next round
+            log.warning("outbox purge failed", exc_info=True)

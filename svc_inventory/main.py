@@ -13,7 +13,7 @@ from pydantic import Field
 import mesh
 from mesh.db import make_engine
 from mesh.kafka import ensure_topics, make_admin
-from mesh.outbox import OutboxRelay
+from mesh.outbox import OutboxRelay, purge_sent_forever
 from svc_inventory.api import InventoryApi
 from svc_inventory.service import InventoryService, TatRoutes
 from svc_inventory.store import STOCK_TOPIC, InventoryStore
@@ -71,9 +71,10 @@ async def build() -> mesh.Service:
     svc.add_task("outbox-relay", relay.run)
     svc.add_task(
         "outbox-purge",
-        lambda: store.purge_outbox_forever(
-            settings.inventory_outbox_retention_seconds,
-            settings.inventory_outbox_purge_interval_seconds,
+        lambda: purge_sent_forever(
+            engine,
+            older_than_seconds=settings.inventory_outbox_retention_seconds,
+            interval=settings.inventory_outbox_purge_interval_seconds,
         ),
     )
     svc.on_shutdown(engine.dispose)

@@ -13,7 +13,6 @@ under REPEATABLE READ the same statements only lock more.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import uuid
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 STOCK_TOPIC = "inventory.stock"
 PRODUCER = "svc_inventory"
 
-ER_DUP_ENTRY = 1062
 
 metadata = sa.MetaData()
 _MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
@@ -168,17 +166,6 @@ class InventoryStore:
     async def ping(self) -> bool:
         """Health probe: the database answers."""
         return await db.ping(self.engine)
-
-    async def purge_outbox_forever(self, retention_seconds: int, interval: float) -> None:
-        """Every ``interval`` seconds, delete outbox rows published more than
-        ``retention_seconds`` ago: every stock change leaves a row, so
-        without this the table grows with every checkout."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await outbox.purge_sent(self.engine, older_than_seconds=retention_seconds)
-            except Exception:  # noqa: BLE001 - a failed purge is retried next round
-                log.warning("outbox purge failed", exc_info=True)
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one transaction (the engine is READ COMMITTED, set
@@ -351,7 +338,7 @@ class InventoryStore:
                 )
             return None
         except IntegrityError as exc:
-            if db.mysql_errno(exc) != ER_DUP_ENTRY:
+            if db.mysql_errno(exc) != db.ER_DUP_ENTRY:
                 raise
         row = (
             await conn.execute(
@@ -390,7 +377,7 @@ class InventoryStore:
                 )
             )
         except IntegrityError as exc:
-            if db.mysql_errno(exc) == ER_DUP_ENTRY:
+            if db.mysql_errno(exc) == db.ER_DUP_ENTRY:
                 raise DuplicateReservation(order_id) from exc
             raise
 

@@ -6,7 +6,6 @@ the expiry sweeper and periodic reconciliation."""
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import redis.asyncio as aioredis
 from ecom.cart.v1 import cart_pb2_grpc
@@ -17,13 +16,12 @@ from ecom.payments.v1 import payments_pb2_grpc
 from ecom.serviceability.v1 import serviceability_pb2_grpc
 from ecom.users.v1 import users_pb2_grpc
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 import mesh
 from mesh.consumer import IdempotentConsumer
 from mesh.db import make_engine
 from mesh.kafka import ensure_topics, make_admin, make_consumer, topic_name
-from mesh.outbox import OutboxRelay, purge_sent
+from mesh.outbox import OutboxRelay, purge_sent_forever
 from svc_orders.api import OrderApi
 from svc_orders.consumers import CONSUMER_NAME, PaymentEvents
 from svc_orders.service import (
@@ -51,16 +49,6 @@ class OrdersSettings(mesh.ServiceSettings):
     orders_payment_wait_seconds: float = Field(default=5.0, gt=0)
     # Published outbox rows are kept this long (for inspection), then purged.
     orders_outbox_retention_seconds: int = Field(default=86_400, ge=0)
-
-
-async def purge_outbox_forever(engine: AsyncEngine, retention: int) -> None:
-    """Delete relayed outbox rows older than ``retention`` every 10 minutes."""
-    while True:
-        await asyncio.sleep(600)
-        try:
-            await purge_sent(engine, older_than_seconds=retention)
-        except Exception:  # noqa: BLE001 - MariaDB down: next time
-            logging.getLogger(__name__).exception("outbox purge failed")
 
 
 async def build() -> mesh.Service:
@@ -130,6 +118,12 @@ async def build() -> mesh.Service:
     svc.add_dependency("mariadb", store.ping)
     svc.add_dependency("redis", holds.ping)
     svc.add_task("outbox-relay", relay.run)
+    svc.add_task(
+        "outbox-purge",
+        lambda: purge_sent_forever(
+            engine, older_than_seconds=settings.orders_outbox_retention_seconds
+        ),
+    )
     svc.add_task("payments-consumer", lambda: payments.run(consumer))
     svc.add_task("hold-listener", lambda: holds.listen(service.on_hold_expired))
     svc.add_task("sweeper", lambda: service.sweep_forever(settings.orders_sweep_interval_seconds))

@@ -33,7 +33,6 @@ from svc_orders.domain import CancelReason, OrderState, PaymentStatus, Reservati
 
 log = logging.getLogger(__name__)
 
-ER_DUP_ENTRY = 1062
 T = TypeVar("T")
 
 metadata = sa.MetaData()
@@ -211,7 +210,7 @@ class OrderStore:
         try:
             await conn.execute(sa.insert(orders).values(**values))
         except IntegrityError as exc:
-            if db.mysql_errno(exc) == ER_DUP_ENTRY:
+            if db.mysql_errno(exc) == db.ER_DUP_ENTRY:
                 raise DuplicateOrder(rec.request_id) from exc
             raise
         await conn.execute(

@@ -13,7 +13,7 @@ from pydantic import Field
 import mesh
 from mesh.db import make_engine, utcnow
 from mesh.kafka import ensure_topics, make_admin
-from mesh.outbox import OutboxRelay
+from mesh.outbox import OutboxRelay, purge_sent_forever
 from svc_payments.api import PaymentsApi
 from svc_payments.gateway import SimulatedGateway
 from svc_payments.service import PaymentsService, Timing
@@ -95,9 +95,10 @@ async def build() -> mesh.Service:
     svc.add_task("gateway-callbacks", lambda: gateway.run_callbacks(service.on_gateway_callback))
     svc.add_task(
         "outbox-purge",
-        lambda: store.purge_outbox_forever(
-            settings.payments_outbox_retention_seconds,
-            settings.payments_outbox_purge_interval_seconds,
+        lambda: purge_sent_forever(
+            engine,
+            older_than_seconds=settings.payments_outbox_retention_seconds,
+            interval=settings.payments_outbox_purge_interval_seconds,
         ),
     )
     svc.on_shutdown(engine.dispose)

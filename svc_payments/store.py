@@ -10,7 +10,6 @@ event; the other changes nothing and emits nothing.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import uuid
@@ -21,7 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
 from sqlalchemy.dialects.mysql import DATETIME
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mesh import db, outbox
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 
 PAYMENTS_TOPIC = "payments.events"
 PRODUCER = "svc_payments"
-ER_DUP_ENTRY = 1062
 
 metadata = sa.MetaData()
 _MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
@@ -108,11 +106,6 @@ class DuplicateRequest(Exception):
     """The request id was already used (an idempotent retry)."""
 
 
-def _is_duplicate(exc: DBAPIError) -> bool:
-    args: tuple[object, ...] = tuple(getattr(exc.orig, "args", ()))
-    return bool(args) and args[0] == ER_DUP_ENTRY
-
-
 class PaymentStore:
     """Tables, transactions and the statements the use cases combine."""
 
@@ -134,16 +127,6 @@ class PaymentStore:
         """One transaction; committed when the block ends without error."""
         async with self.engine.begin() as conn:
             yield conn
-
-    async def purge_outbox_forever(self, retention_seconds: int, interval: float) -> None:
-        """Delete published outbox rows older than ``retention_seconds``
-        every ``interval`` seconds, so the table does not grow forever."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await outbox.purge_sent(self.engine, older_than_seconds=retention_seconds)
-            except Exception:  # noqa: BLE001 - retried next round
-                log.warning("outbox purge failed", exc_info=True)
 
     # -- payments ----------------------------------------------------------
     async def insert_payment(self, rec: PaymentRecord) -> None:
@@ -170,7 +153,7 @@ class PaymentStore:
                     )
                 )
         except IntegrityError as exc:
-            if _is_duplicate(exc):
+            if db.mysql_errno(exc) == db.ER_DUP_ENTRY:
                 raise DuplicateRequest(rec.request_id) from exc
             raise
 
@@ -326,7 +309,7 @@ class PaymentStore:
                     )
                 )
         except IntegrityError as exc:
-            if _is_duplicate(exc):
+            if db.mysql_errno(exc) == db.ER_DUP_ENTRY:
                 raise DuplicateRequest(rec.request_id) from exc
             raise
 
