@@ -43,6 +43,9 @@ from mesh.auth import JWT_PAYLOAD_HEADER
 from mesh.config import ServiceSettings
 from mesh.tokens import AUDIENCE, ISSUER
 
+# The largest REST request body: a 100,000-row supplier feed as JSON.
+MAX_REQUEST_BODY_BYTES = 128 * 1024 * 1024
+
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_FILE = ROOT / "generated" / "openapi.json"
 JWT_PROVIDER = "ecom"
@@ -511,6 +514,12 @@ def _http_filters(opts: EdgeOptions, transcoded: list[str], rules: list[dict]) -
                 # naming the parameter instead. (Unknown paths never get
                 # here: they have no route, and the router's 404 says so.)
                 "request_validation_options": {"reject_unknown_query_parameters": True},
+                # A supplier feed of 100,000 rows is one JSON body of tens
+                # of MB (SubmitFeedRequest.content). Without this the limit
+                # is the connection's 1 MiB buffer and such a POST got 413
+                # whenever Envoy read faster than it could forward. The same
+                # bound as svc_catalog's gRPC message limit.
+                "max_request_body_size": MAX_REQUEST_BODY_BYTES,
             },
         },
         {

@@ -7,9 +7,9 @@
   writes still succeed and their events go out when Kafka is back; a crash
   between acknowledgement and removal re-publishes the event with the same
   event id, which consumers deduplicate.
-* :class:`FeedApplier` consumes ``catalog.feeds`` and applies each row once
-  (see ``CatalogService.apply_feed_row`` for why a replay changes nothing),
-  then commits the Kafka offsets.
+* :class:`FeedApplier` consumes ``catalog.feeds``, applies each row once
+  (see ``CatalogService.apply_feed_rows`` for why a replay changes nothing),
+  publishes the items' events, and only then commits the Kafka offsets.
 """
 
 from __future__ import annotations
@@ -82,26 +82,40 @@ class EventRelay:
     async def publish_feeds(self) -> int:
         """Publish unpublished feed chunks, oldest feed first."""
         total = 0
-        for feed_id in await self.store.feeds_to_relay():
-            for chunk in await self.store.unpublished_chunks(feed_id):
+        for feed in await self.store.feeds_to_relay():
+            feed_id = feed["_id"]
+            for chunk_id in feed.get("chunk_ids", []):
+                rows = await self.store.unpublished_rows(chunk_id)
+                if rows is None:
+                    continue
                 events = []
-                for raw in chunk.get("events", []):
-                    env = events_pb2.EventEnvelope.FromString(bytes(raw))
+                for raw in rows:
+                    env = events_pb2.EventEnvelope.FromString(raw)
                     events.append(OutgoingEvent(
                         topic=self.feeds_topic, key=env.entity_key.encode(),
-                        payload=bytes(raw), event_id=env.event_id, event_type=env.event_type))
+                        payload=raw, event_id=env.event_id, event_type=env.event_type))
                 reports = await publish(self.producer, events)
                 failed = [r for r in reports if not r.delivered]
                 if failed:
                     raise RuntimeError(f"feed {feed_id}: {len(failed)} rows not delivered: "
                                        f"{failed[0].error}")
-                await self.store.mark_chunk_published(chunk["_id"])
+                await self.store.mark_chunk_published(chunk_id)
                 total += len(events)
             await self.store.mark_feed_relayed(feed_id)
         return total
 
     async def run(self) -> None:
         """Relay until cancelled, backing off while Kafka or MongoDB is down."""
+        backoff = self.idle_interval
+        while True:
+            try:
+                hinted = await self.store.rebuild_hints()
+                log.info("catalog relay: %d items with pending events at start", hinted)
+                break
+            except Exception as exc:  # noqa: BLE001 - MongoDB may still be starting
+                log.warning("catalog relay: reading pending items: %s; retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
         backoff = self.idle_interval
         while True:
             try:
@@ -124,9 +138,13 @@ class FeedApplier:
     """Applies SupplierItemReceived events from ``catalog.feeds``."""
 
     def __init__(self, service: CatalogService, consumer: Consumer, topic: str, *,
-                 batch_size: int = 500, retry_backoff: float = 1.0) -> None:
+                 bootstrap: str, items_topic: str, batch_size: int = 500,
+                 retry_backoff: float = 1.0) -> None:
+        """``topic`` and ``items_topic`` are full names (prefix applied)."""
         self.service = service
         self.consumer = consumer
+        self.items_topic = items_topic
+        self.producer = make_producer(bootstrap, client_id="svc_catalog-feed-applier")
         self.batch_size = batch_size
         self.retry_backoff = retry_backoff
         consumer.subscribe([topic])
@@ -134,9 +152,10 @@ class FeedApplier:
     async def poll_once(self) -> int:
         """Apply one batch of messages; returns how many rows it held.
 
-        Offsets are committed only after the rows and their counts are
-        written; on failure the partitions are rewound to the batch start
-        and the batch is retried (applying a row twice changes nothing)."""
+        Offsets are committed only after the rows, their items' events and
+        their counts are written; on failure the partitions are rewound to
+        the batch start and the batch is retried (applying a row twice
+        changes nothing, and its event goes out again with the same id)."""
         msgs: list[Message] = await asyncio.to_thread(
             self.consumer.consume, self.batch_size, 0.5)
         good = []
@@ -149,13 +168,23 @@ class FeedApplier:
         if not good:
             return 0
         try:
-            outcomes: dict[str, dict[int, domain.FeedRowError | None]] = defaultdict(dict)
+            envs = []
             for msg in good:
                 env = events_pb2.EventEnvelope.FromString(msg.value() or b"")
-                if env.WhichOneof("payload") != "supplier_item_received":
-                    continue  # not ours; skip
-                row = env.supplier_item_received
-                outcomes[row.feed_id][row.line_number] = await self.service.apply_feed_row(env)
+                if env.WhichOneof("payload") == "supplier_item_received":
+                    envs.append(env)  # anything else is not ours
+            results, events = await self.service.apply_feed_rows(envs)
+            reports = await publish(self.producer, [OutgoingEvent(
+                topic=self.items_topic, key=e.entity_key.encode(),
+                payload=e.SerializeToString(), event_id=e.event_id,
+                event_type=e.event_type) for e in events])
+            failed = [r for r in reports if not r.delivered]
+            if failed:
+                raise RuntimeError(f"{len(failed)} of {len(events)} item events not "
+                                   f"delivered: {failed[0].error}")
+            outcomes: dict[str, dict[int, domain.FeedRowError | None]] = defaultdict(dict)
+            for (feed_id, line), outcome in results.items():
+                outcomes[feed_id][line] = outcome
             for feed_id, lines in outcomes.items():
                 await self.service.record_feed_outcomes(feed_id, lines)
         except BaseException:
@@ -186,3 +215,4 @@ class FeedApplier:
 
     def close(self) -> None:
         self.consumer.close()
+        self.producer.flush(5)

@@ -487,6 +487,13 @@ def feed_row_event_id(feed_id: str, line_number: int) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"row:{feed_id}:{line_number}"))
 
 
+def feed_item_event_id(row_event_id: str, version: int) -> str:
+    """Event id of the catalog.items event a feed row produced for an item at
+    ``version``: the applier may publish it again after a crash, and
+    consumers drop the repeat by this id."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"feed-item:{row_event_id}:{version}"))
+
+
 def feed_stamp(occurred_at: datetime, line_number: int) -> str:
     """Sortable position of a feed row in time: the feed's submission time,
     then the line. An item remembers the stamp of the row that last changed

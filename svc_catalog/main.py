@@ -32,7 +32,8 @@ async def build() -> mesh.Service:
                        feeds_topic=feeds_topic)
     applier = FeedApplier(service, make_consumer(
         settings.kafka_bootstrap, settings.topic("svc_catalog.feed-applier"),
-        client_id="svc_catalog-feeds"), feeds_topic)
+        client_id="svc_catalog-feeds"), feeds_topic, bootstrap=settings.kafka_bootstrap,
+        items_topic=items_topic)
     svc = mesh.Service("catalog", settings, options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])

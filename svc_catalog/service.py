@@ -47,17 +47,22 @@ class CatalogService:
     async def create_item(self, fields: domain.ItemFields, *, item_id: str,
                           request_id: str) -> tuple[domain.Item, bool]:
         """Create an item; returns it and whether this call created it (a
-        retried request id returns the first result)."""
-        if (done := await self.store.get_by_create_request(request_id)) is not None:
-            return item_from_doc(done), False
-        item = domain.new_item(item_id or uuid.uuid4().hex, fields, now())
+        retried request id returns the first result). Without an id, an item
+        with a sku gets the id its supplier's feeds would give it, so feed
+        rows find it by id."""
+        if not item_id:
+            item_id = (domain.supplier_item_id(fields.supplier_id, fields.sku) if fields.sku
+                       else uuid.uuid4().hex)
+        item = domain.new_item(item_id, fields, now())
         event = pending_event(codec.item_upserted(item, created=True, request_id=request_id),
                               codec.ITEMS_TOPIC)
         try:
             await self.store.insert_item(item, create_request_id=request_id, event=event)
         except DuplicateKeyError as exc:
+            # A retry finds its first result here: looking the request id up
+            # reads the whole collection, so only collisions pay for it.
             if (done := await self.store.get_by_create_request(request_id)) is not None:
-                return item_from_doc(done), False  # a concurrent retry won
+                return item_from_doc(done), False
             key = str(exc.details or exc)
             if fields.sku and "sku_key" in key:
                 raise AlreadyExists(
@@ -180,18 +185,19 @@ class CatalogService:
         except codec.FeedRejected as exc:
             doc = FeedDoc(feed_id, supplier_id, request_id, fmt_name, "failed", 0, 0,
                           [domain.FeedRowError(0, "", "", str(exc))], submitted, submitted)
-            await self.store.insert_feed(feed_doc(doc, relay_pending=False, chunks=0))
+            await self.store.insert_feed(feed_doc(doc, relay_pending=False))
             return feed_id
         feed = FeedDoc(feed_id, supplier_id, request_id, fmt_name, "processing",
                        parsed.total_rows, len(parsed.valid), parsed.errors, submitted)
         if dry_run or not parsed.valid:
             feed.state = "validated" if dry_run else "failed"
             feed.complete_time = submitted
-            await self.store.insert_feed(feed_doc(feed, relay_pending=False, chunks=0))
+            await self.store.insert_feed(feed_doc(feed, relay_pending=False))
             return feed_id
         chunks = _chunks(feed_id, supplier_id, parsed.valid, submitted, request_id)
         await self.store.save_chunks(chunks)
-        await self.store.insert_feed(feed_doc(feed, relay_pending=True, chunks=len(chunks)))
+        await self.store.insert_feed(feed_doc(feed, relay_pending=True,
+                                                chunk_ids=[c["_id"] for c in chunks]))
         return feed_id
 
     async def get_feed(self, supplier_id: str, feed_id: str) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
@@ -200,64 +206,126 @@ class CatalogService:
         if doc is None or doc["supplier_id"] != supplier_id:
             raise NotFound(f"feed {feed_id!r} of supplier {supplier_id!r} does not exist",
                            resource_type="ecom.catalog.v1.Feed", resource_name=feed_id)
-        return doc, await self.store.chunk_progress(feed_id)
+        return doc, await self.store.chunk_progress(doc.get("chunk_ids", []))
 
     # -- the feed consumer ------------------------------------------------
-    async def apply_feed_row(self, env: events_pb2.EventEnvelope) -> domain.FeedRowError | None:
+    async def apply_feed_rows(
+        self, envs: Sequence[events_pb2.EventEnvelope],
+    ) -> tuple[dict[tuple[str, int], domain.FeedRowError | None],
+               list[events_pb2.EventEnvelope]]:
+        """Apply a batch of feed rows. Returns each row's outcome by (feed id,
+        line) and the catalog.items events to publish before the batch may
+        count as done.
+
+        Feed rows carry no in-document outbox: their Kafka offsets are
+        committed only after these events are acknowledged, and a row found
+        already applied on redelivery yields its event again (same event id),
+        so a crash anywhere in between loses no event. New items go in with
+        one bulk insert; rows for existing items, and later rows for an item
+        seen earlier in the batch, are applied one by one in order."""
+        outcomes: dict[tuple[str, int], domain.FeedRowError | None] = {}
+        events: list[events_pb2.EventEnvelope] = []
+        first: dict[str, tuple[events_pb2.EventEnvelope, domain.ItemFields]] = {}
+        later: list[events_pb2.EventEnvelope] = []
+        for env in envs:
+            row = env.supplier_item_received
+            fields, problem = _row_fields(env)
+            if problem is not None:
+                outcomes[(row.feed_id, row.line_number)] = problem
+                continue
+            item_id = domain.supplier_item_id(row.supplier_id, row.item.sku)
+            if item_id in first:
+                later.append(env)
+            else:
+                first[item_id] = (env, fields)
+        docs = await self.store.get_many_docs(list(first))
+        fresh = [(item_id, env, fields) for item_id, (env, fields) in first.items()
+                 if item_id not in docs]
+        items = [domain.new_item(item_id, fields, now(), feed_stamp=_row_stamp(env))
+                 for item_id, env, fields in fresh]
+        taken = await self.store.insert_items(
+            items, [f"feed:{env.event_id}" for _, env, _ in fresh])
+        one_by_one = [env for i, (_, env, _) in enumerate(fresh) if i in taken]
+        for i, (item, (_, env, _)) in enumerate(zip(items, fresh, strict=True)):
+            if i not in taken:
+                row = env.supplier_item_received
+                outcomes[(row.feed_id, row.line_number)] = None
+                events.append(_feed_item_event(item, env))
+        known = [(env, docs[item_id]) for item_id, (env, _) in first.items() if item_id in docs]
+        for env, doc in [*known, *((e, None) for e in one_by_one), *((e, None) for e in later)]:
+            row = env.supplier_item_received
+            outcome, event = await self.apply_feed_row(env, doc)
+            outcomes[(row.feed_id, row.line_number)] = outcome
+            if event is not None:
+                events.append(event)
+        return outcomes, events
+
+    async def apply_feed_row(
+        self, env: events_pb2.EventEnvelope, known: dict | None = None,  # type: ignore[type-arg]
+    ) -> tuple[domain.FeedRowError | None, events_pb2.EventEnvelope | None]:
         """Create or update the item a feed row names. Returns None when the
-        row is applied (or was already), an error when it cannot be."""
+        row is applied (or was already), an error when it cannot be, and the
+        catalog.items event to publish. ``known`` is the item's document if
+        the caller just read it by id."""
         row = env.supplier_item_received
         line, sku = row.line_number, row.item.sku
-        fields, problems = codec.fields_from_proto(row.item)
-        problems += domain.validate_fields(fields)
-        if problems:  # the rules changed since the feed was validated
-            return domain.FeedRowError(line, sku, domain.feed_field(problems[0].field),
-                                       problems[0].description)
-        stamp = domain.feed_stamp(codec.from_ts(env.occurred_at), line)
+        fields, problem = _row_fields(env)
+        if problem is not None:
+            return problem, None
+        stamp = _row_stamp(env)
         key = sku_key(row.supplier_id, sku, "")
-        for _ in range(10):
-            doc = await self.store.get_by_sku_key(key)
+        item_id = domain.supplier_item_id(row.supplier_id, sku)
+        thorough = False  # look the sku up by reading the collection
+        for attempt in range(10):
+            if attempt == 0 and known is not None:
+                doc: dict | None = known  # type: ignore[type-arg]
+            elif thorough:
+                doc = await self.store.get_by_sku_key(key)
+            else:
+                doc = await self.store.get_doc(item_id)
+            if doc is not None and doc.get("sku_key") != key:
+                thorough = True  # the id is taken by another item
+                continue
             if doc is None:
-                item_id = domain.supplier_item_id(row.supplier_id, sku)
+                if thorough:
+                    return domain.FeedRowError(
+                        line, sku, "sku", f"item id {item_id} is taken by another item"), None
                 item = domain.new_item(item_id, fields, now(), feed_stamp=stamp)
-                event = pending_event(codec.item_upserted(
-                    item, created=True, request_id=env.request_id, feed_id=row.feed_id),
-                    codec.ITEMS_TOPIC)
                 try:
                     await self.store.insert_item(item, create_request_id=f"feed:{env.event_id}",
-                                                 event=event)
-                    return None
+                                                 event=None)
+                    return None, _feed_item_event(item, env)
                 except DuplicateKeyError:
-                    if await self.store.get_by_sku_key(key) is None:
-                        return domain.FeedRowError(
-                            line, sku, "sku", f"item id {item_id} is taken by another item")
-                    continue  # created concurrently: update it instead
+                    # The sku exists under another id (created with an
+                    # explicit id), or the item appeared concurrently.
+                    thorough = True
+                    continue
             current = item_from_doc(doc)
             if current.feed_stamp == stamp:
-                return None  # this very row was applied before (a redelivery)
+                # This very row was applied before (a redelivery): its event
+                # may not have reached Kafka, so it goes out again.
+                return None, _feed_item_event(current, env)
             if current.feed_stamp > stamp:
                 return domain.FeedRowError(
-                    line, sku, "", "a newer feed row for this sku was applied already")
+                    line, sku, "", "a newer feed row for this sku was applied already"), None
             if not current.active:
-                return domain.FeedRowError(line, sku, "", f"item {current.item_id} is deleted")
+                return domain.FeedRowError(
+                    line, sku, "", f"item {current.item_id} is deleted"), None
             if domain.same_content(current.fields, fields):
                 if await self.store.set_feed_stamp(current.item_id, current.version, stamp):
-                    return None
+                    return None, None
                 continue
             updated = replace(current, fields=replace(
                 fields, supplier_id=current.fields.supplier_id, sku=current.fields.sku),
                 version=current.version + 1, update_time=now(), feed_stamp=stamp)
-            event = pending_event(codec.item_upserted(
-                updated, created=False, request_id=env.request_id, feed_id=row.feed_id),
-                codec.ITEMS_TOPIC)
             try:
                 await self.store.replace_item(updated, expected_version=current.version,
-                                              request_id="", event=event,
+                                              request_id="", event=None,
                                               remembered=doc.get("requests", []))
-                return None
+                return None, _feed_item_event(updated, env)
             except VersionMismatch:
                 continue
-        return domain.FeedRowError(line, sku, "", "the item kept changing; not applied")
+        return domain.FeedRowError(line, sku, "", "the item kept changing; not applied"), None
 
     async def record_feed_outcomes(
         self, feed_id: str, outcomes: dict[int, domain.FeedRowError | None]
@@ -269,9 +337,37 @@ class CatalogService:
             by_chunk.setdefault(chunk_seq(line), {})[line] = outcome
         for seq, group in sorted(by_chunk.items()):
             await self.store.record_outcomes(chunk_id(feed_id, seq), group)
-        progress = await self.store.chunk_progress(feed_id)
+        feed = await self.store.get_feed(feed_id)
+        progress = await self.store.chunk_progress(feed.get("chunk_ids", []) if feed else [])
         if progress and all(c["applied"] + c["failed"] >= c["rows"] for c in progress):
             await self.store.complete_feed(feed_id, now())
+
+
+def _row_fields(env: events_pb2.EventEnvelope) -> tuple[domain.ItemFields,
+                                                       domain.FeedRowError | None]:
+    """A feed row's item fields, or the first reason it cannot be applied
+    (the rules may have changed since the feed was validated)."""
+    row = env.supplier_item_received
+    fields, problems = codec.fields_from_proto(row.item)
+    problems += domain.validate_fields(fields)
+    if problems:
+        return fields, domain.FeedRowError(row.line_number, row.item.sku,
+                                           domain.feed_field(problems[0].field),
+                                           problems[0].description)
+    return fields, None
+
+
+def _row_stamp(env: events_pb2.EventEnvelope) -> str:
+    return domain.feed_stamp(codec.from_ts(env.occurred_at),
+                             env.supplier_item_received.line_number)
+
+
+def _feed_item_event(item: domain.Item, env: events_pb2.EventEnvelope) -> events_pb2.EventEnvelope:
+    """The catalog.items event for ``item`` as a feed row left it."""
+    out = codec.item_upserted(item, created=item.version == 1, request_id=env.request_id,
+                              feed_id=env.supplier_item_received.feed_id)
+    out.event_id = domain.feed_item_event_id(env.event_id, item.version)
+    return out
 
 
 def _seen(doc: dict, request_id: str) -> bool:  # type: ignore[type-arg]

@@ -176,3 +176,15 @@ def test_unknown_query_parameters_are_rejected_not_passed_through(contracts) -> 
     assert transcoder["request_validation_options"] == {"reject_unknown_query_parameters": True}
     # Ignoring them instead would hide a client's typo.
     assert not transcoder.get("ignore_unknown_query_parameters")
+
+
+def test_transcoder_accepts_a_full_size_supplier_feed(contracts) -> None:  # type: ignore[no-untyped-def]
+    """100,000 feed rows are about 35 MB of JSON; left unset, the limit is
+    the connection's 1 MiB buffer and such a POST got 413 whenever Envoy
+    read faster than svc_catalog took the stream (seen in the feed bench)."""
+    from svc_catalog.main import MAX_MESSAGE_BYTES
+
+    boot = _bootstrap(contracts, list(registry.PROCESSES))
+    transcoder = _filter(boot, "envoy.filters.http.grpc_json_transcoder")
+    assert transcoder["max_request_body_size"] >= 64 * 1024 * 1024
+    assert transcoder["max_request_body_size"] <= MAX_MESSAGE_BYTES
