@@ -3,6 +3,7 @@
 The server comes from `ECOM_MYSQL_URL` (`mysql://user[:password]@host:port`,
 no database); each service names its own database, which is created on first
 use. The driver is asyncmy; the character set is utf8mb4 everywhere.
+`SqlStore` is the base of the services' stores.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -147,6 +149,47 @@ async def run_transaction(
             # A short, growing pause lets the winner of the conflict finish.
             await asyncio.sleep(0.01 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+class SqlStore:
+    """Base of a service's MariaDB store: the engine, the retry budget of its
+    transactions, table creation and the health probe.
+
+    A subclass provides ``schema``: the ``MetaData`` of the tables it owns,
+    then any shared ones living in the same database (``mesh.outbox.metadata``,
+    ``mesh.consumer.metadata``). It may override ``retries``, the default
+    number of re-runs after a deadlock or lock wait timeout (``run``)."""
+
+    schema: ClassVar[tuple[MetaData, ...]]
+    retries: int = 3
+
+    def __init__(self, engine: AsyncEngine, *, retries: int | None = None) -> None:
+        self.engine = engine
+        if retries is not None:
+            self.retries = retries
+
+    async def create_tables(self) -> None:
+        """Create every table of ``schema`` that is missing (idempotent)."""
+        async with self.engine.begin() as conn:
+            for metadata in self.schema:
+                await conn.run_sync(metadata.create_all)
+
+    async def ping(self) -> bool:
+        """Health probe: True when the database answers; raises otherwise
+        (``mesh.Service.add_dependency`` counts an exception as down)."""
+        return await ping(self.engine)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction, not retried; committed when the block ends
+        without error."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction, again from the start (up to
+        ``retries`` times) after a deadlock or lock wait timeout."""
+        return await run_transaction(self.engine, work, retries=self.retries)
 
 
 # --------------------------------------------------------------------------

@@ -14,18 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
 from sqlalchemy.dialects.mysql import DATETIME
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mesh import db, outbox
-from mesh.db import to_timestamp
+from mesh import outbox
+from mesh.db import SqlStore, to_timestamp
 from svc_cart.domain import StoredLine
 
 log = logging.getLogger(__name__)
@@ -104,30 +103,10 @@ class SavedItem:
     add_time: datetime
 
 
-T = TypeVar("T")
-
-
-class CartStore:
+class CartStore(SqlStore):
     """Tables, transactions and the statements the use cases combine."""
 
-    def __init__(self, engine: AsyncEngine, *, retries: int = 3) -> None:
-        self.engine = engine
-        self.retries = retries
-
-    async def create_tables(self) -> None:
-        """Create the cart tables and the outbox if missing."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        await outbox.create_tables(self.engine)
-
-    async def ping(self) -> bool:
-        """Health probe: the database answers."""
-        return await db.ping(self.engine)
-
-    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction, retried from the start after a
-        deadlock or lock wait timeout."""
-        return await db.run_transaction(self.engine, work, retries=self.retries)
+    schema = (metadata, outbox.metadata)
 
     async def purge_forever(self, retention_seconds: int, interval: float) -> None:
         """Every ``interval`` seconds, forget request ids and published

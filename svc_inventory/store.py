@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mesh import db, outbox
-from mesh.db import to_timestamp
+from mesh.db import SqlStore, to_timestamp
 from svc_inventory.domain import (
     HeldLine,
     ReservationState,
@@ -150,29 +150,18 @@ class StockConstraintViolated(Exception):
 T = TypeVar("T")
 
 
-class InventoryStore:
+class InventoryStore(SqlStore):
     """Tables, transactions and the statements the use cases combine."""
 
-    def __init__(self, engine: AsyncEngine, *, retries: int = 5) -> None:
-        self.engine = engine
-        self.retries = retries
-
-    async def create_tables(self) -> None:
-        """Create the inventory tables and the outbox if missing."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        await outbox.create_tables(self.engine)
-
-    async def ping(self) -> bool:
-        """Health probe: the database answers."""
-        return await db.ping(self.engine)
+    schema = (metadata, outbox.metadata)
+    retries = 5
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one transaction (the engine is READ COMMITTED, set
         once in main.py), retried from the start after a deadlock or lock
         wait timeout; a failed CHECK becomes StockConstraintViolated."""
         try:
-            return await db.run_transaction(self.engine, work, retries=self.retries)
+            return await super().run(work)
         except DBAPIError as exc:
             if db.mysql_errno(exc) == db.ER_CONSTRAINT_FAILED:
                 raise StockConstraintViolated(str(exc.orig)) from exc

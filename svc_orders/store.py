@@ -15,25 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import DATETIME, LONGBLOB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mesh import consumer as mesh_consumer
 from mesh import db, outbox
-from mesh.db import utcnow
+from mesh.db import SqlStore, utcnow
 from svc_orders.domain import CancelReason, OrderState, PaymentStatus, ReservationState
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 metadata = sa.MetaData()
 _MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
@@ -173,34 +170,13 @@ class DuplicateOrder(Exception):
     """The (user, request id) pair already has an order."""
 
 
-class OrderStore:
+class OrderStore(SqlStore):
     """Orders, lines and reconciliation reports in one MariaDB database."""
 
-    def __init__(self, engine: AsyncEngine, *, retries: int = 5) -> None:
-        self.engine = engine
-        self.retries = retries
-
-    async def create_tables(self) -> None:
-        """Create every table this service owns (and the outbox and the
-        consumer's dedupe table) if missing."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            await conn.run_sync(outbox.metadata.create_all)
-            await conn.run_sync(mesh_consumer.metadata.create_all)
-
-    async def ping(self) -> bool:
-        """Health probe: MariaDB answers."""
-        return await db.ping(self.engine)
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
-
-    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` in a transaction, again from the start when MariaDB
-        picked it as a deadlock victim or a lock wait timed out."""
-        return await db.run_transaction(self.engine, work, retries=self.retries - 1)
+    # The outbox and the consumer's dedupe table live in the same database.
+    schema = (metadata, outbox.metadata, mesh_consumer.metadata)
+    # Re-runs after a deadlock: five attempts in all.
+    retries = 4
 
     # -- orders ------------------------------------------------------------
     async def insert(self, conn: AsyncConnection, rec: OrderRecord) -> None:
@@ -274,7 +250,7 @@ class OrderStore:
     async def update_if(self, order_id: str, version: int, **values: Any) -> bool:
         """Write columns only if the row is still at ``version`` (follow-up
         work must not overwrite a transition that happened meanwhile)."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             result = await conn.execute(
                 sa.update(orders)
                 .where(orders.c.order_id == order_id, orders.c.version == version)
@@ -371,7 +347,7 @@ class OrderStore:
 
     async def save_report(self, request_id: str, report: bytes) -> None:
         """Remember a run's report (the first one wins on a race)."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             await conn.execute(
                 sa.insert(reconcile_runs)
                 .prefix_with("IGNORE")

@@ -13,18 +13,17 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mesh import db, outbox
-from mesh.db import to_timestamp
+from mesh.db import SqlStore, to_timestamp
 from svc_payments.codec import payment_proto, refund_proto
 from svc_payments.domain import (
     PaymentRecord,
@@ -106,27 +105,10 @@ class DuplicateRequest(Exception):
     """The request id was already used (an idempotent retry)."""
 
 
-class PaymentStore:
+class PaymentStore(SqlStore):
     """Tables, transactions and the statements the use cases combine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
-    async def create_tables(self) -> None:
-        """Create the payments tables and the outbox if missing."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        await outbox.create_tables(self.engine)
-
-    async def ping(self) -> bool:
-        """Health probe: the database answers."""
-        return await db.ping(self.engine)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction; committed when the block ends without error."""
-        async with self.engine.begin() as conn:
-            yield conn
+    schema = (metadata, outbox.metadata)
 
     # -- payments ----------------------------------------------------------
     async def insert_payment(self, rec: PaymentRecord) -> None:
