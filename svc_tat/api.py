@@ -8,7 +8,7 @@ from ecom.serviceability.v1 import serviceability_pb2 as pb
 from ecom.serviceability.v1 import serviceability_pb2_grpc
 from google.type import date_pb2, latlng_pb2
 
-from mesh.auth import require_admin, require_caller
+from mesh.auth import current_caller, require_admin
 from mesh.errors import InvalidArgument
 from svc_tat import domain
 from svc_tat.service import DefaultPincode, ItemAnswer, TatService
@@ -70,8 +70,7 @@ class ServiceabilityApi(serviceability_pb2_grpc.ServiceabilityServiceServicer):
         if request.pincode.strip():
             pincode = domain.validate_pincode(request.pincode)
         else:
-            require_caller()
-            pincode = await self.default_pincode()
+            pincode = await self.default_pincode(current_caller())
         answers = await self.service.check(items, pincode, request.quantity or 1)
         return pb.ItemServiceability(item_id=items[0], estimate=estimate_of(answers[0]))
 

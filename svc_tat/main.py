@@ -19,16 +19,16 @@ import redis.asyncio as aioredis
 from ecom.events.v1 import events_pb2
 from ecom.inventory.v1 import inventory_pb2_grpc
 from ecom.serviceability.v1 import serviceability_pb2_grpc
-from ecom.users.v1 import users_pb2, users_pb2_grpc
+from ecom.users.v1 import users_pb2_grpc
 from pydantic import Field
 
 import mesh
-from mesh.errors import InvalidArgument, Unavailable
 from mesh.kafka import OutgoingEvent, ensure_topics, make_admin, make_producer, publish
 from pipelines.serviceability import build_locked
 from svc_tat import consumers
 from svc_tat.api import ServiceabilityApi
 from svc_tat.service import (
+    DefaultAddressPincode,
     StockCache,
     TatService,
     every,
@@ -92,20 +92,8 @@ async def build() -> mesh.Service:
         clock=frozen_clock(settings.tat_clock) if settings.tat_clock else system_clock,
     )
 
-    async def default_pincode() -> str:
-        caller = mesh.require_caller()
-        try:
-            resp = await users.ListAddresses(users_pb2.ListAddressesRequest(user_id=caller.user_id))
-        except Exception as exc:  # noqa: BLE001 - any failure means we cannot tell
-            raise Unavailable("cannot read the caller's addresses; pass a pincode",
-                              retry_after=1) from exc
-        for address in resp.addresses:
-            if address.is_default:
-                return address.pincode
-        raise InvalidArgument.for_field("pincode", "is required: the caller has no default address")
-
     svc = mesh.Service("tat", settings)
-    svc.add_servicer(ServiceabilityApi(service, default_pincode),
+    svc.add_servicer(ServiceabilityApi(service, DefaultAddressPincode(users)),
                      serviceability_pb2_grpc.add_ServiceabilityServiceServicer_to_server)
     svc.add_dependency("redis", client.ping)
 

@@ -20,9 +20,11 @@ import grpc
 from ecom.events.v1 import events_pb2
 from ecom.inventory.v1 import inventory_pb2
 from ecom.serviceability.v1 import serviceability_pb2 as pb
+from ecom.users.v1 import users_pb2, users_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mesh.errors import NotFound, Unavailable
+from mesh.auth import Caller
+from mesh.errors import InvalidArgument, NotFound, Unavailable
 from svc_tat import domain
 from svc_tat.store import DisruptionStore, MatrixNotReady, MatrixStore
 from svc_tat.warehouses import WarehouseConfig
@@ -138,12 +140,53 @@ def inventory_fetcher(stub: object, timeout: float) -> FetchStock:
 
 
 # --------------------------------------------------------------------------
+# The caller's default pincode, from svc_users
+# --------------------------------------------------------------------------
+
+DefaultPincode = Callable[[Caller | None], Awaitable[str]]
+
+
+class DefaultAddressPincode:
+    """The pincode of the caller's default address, read from svc_users with
+    ``ListAddresses`` (the contract's fallback when a check names no pincode).
+
+    Every way of not knowing the pincode is an answer the client can act on:
+    anonymous or no default address -> INVALID_ARGUMENT on ``pincode`` (pass
+    one); svc_users unreachable or failing -> UNAVAILABLE, retry in a second
+    or pass a pincode."""
+
+    def __init__(self, users: users_pb2_grpc.UserServiceStub) -> None:
+        self.users = users
+
+    async def __call__(self, caller: Caller | None) -> str:
+        if caller is None:
+            # Not UNAUTHENTICATED: signing in is not needed, a pincode is.
+            raise InvalidArgument.for_field(
+                "pincode", "is required when the caller is not signed in "
+                "(there is no default address to use)")
+        try:
+            # Default first (users' contract), and one page holds the
+            # per-user limit, so the first page is enough.
+            resp = await self.users.ListAddresses(
+                users_pb2.ListAddressesRequest(user_id=caller.user_id))
+        except grpc.aio.AioRpcError as exc:
+            # Whatever users answered, we cannot tell the default address;
+            # the client can still get an answer by naming the pincode.
+            raise Unavailable("cannot read the caller's addresses; pass a pincode",
+                              retry_after=1) from exc
+        for address in resp.addresses:
+            if address.is_default:
+                return str(address.pincode)
+        raise InvalidArgument.for_field(
+            "pincode", "is required: the caller has no default address")
+
+
+# --------------------------------------------------------------------------
 # The service
 # --------------------------------------------------------------------------
 
 Publish = Callable[[events_pb2.EventEnvelope], Awaitable[None]]
 Rebuild = Callable[[bool], Awaitable[object | None]]
-DefaultPincode = Callable[[], Awaitable[str]]
 
 
 @dataclass(frozen=True)
