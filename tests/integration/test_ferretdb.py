@@ -86,6 +86,26 @@ async def test_lookups_by_id_keep_their_meaning_with_the_pushdown_patch(
     assert (await items.delete_one({"_id": "p9", "version": 0})).deleted_count == 1
 
 
+async def test_a_bulk_write_of_hundreds_of_updates_completes(stack: Stack) -> None:
+    """Unpatched, an update command of 100+ statements held 100+ cursors of
+    FerretDB's 100-connection pool and hung the server for good."""
+    client: AsyncMongoClient = AsyncMongoClient(
+        stack.env["ECOM_MONGO_URL"], serverSelectionTimeoutMS=5000, socketTimeoutMS=20000)
+    name = f"{stack.mongo_db}_bulk"
+    try:
+        coll = client[name]["docs"]
+        await coll.insert_many([{"_id": f"b{i}", "v": 0} for i in range(300)])
+        res = await coll.bulk_write(
+            [pymongo.UpdateOne({"_id": f"b{i}", "v": 0}, {"$set": {"v": i + 1}}) for i in range(250)],
+            ordered=False)
+        assert (res.matched_count, res.modified_count) == (250, 250)
+        assert await coll.count_documents({"v": 0}) == 50  # the 50 not named
+        assert (await client.admin.command("ping"))["ok"] == 1
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
 def test_id_index_is_on_the_lookup_expression_and_old_files_are_repaired(
         tmp_path) -> None:  # type: ignore[no-untyped-def]
     """SQLite uses an index only for the expression it was built on: the
