@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ecom.catalog.v1 import catalog_pb2
@@ -221,8 +221,10 @@ class CatalogService:
         committed only after these events are acknowledged, and a row found
         already applied on redelivery yields its event again (same event id),
         so a crash anywhere in between loses no event. New items go in with
-        one bulk insert; rows for existing items, and later rows for an item
-        seen earlier in the batch, are applied one by one in order."""
+        one bulk insert, changes to existing items with one bulk update
+        (each guarded by the version read); rows those could not settle, and
+        later rows for an item seen earlier in the batch, are applied one by
+        one in order."""
         outcomes: dict[tuple[str, int], domain.FeedRowError | None] = {}
         events: list[events_pb2.EventEnvelope] = []
         first: dict[str, tuple[events_pb2.EventEnvelope, domain.ItemFields]] = {}
@@ -251,22 +253,45 @@ class CatalogService:
                 row = env.supplier_item_received
                 outcomes[(row.feed_id, row.line_number)] = None
                 events.append(_feed_item_event(item, env))
-        known = [(env, docs[item_id]) for item_id, (env, _) in first.items() if item_id in docs]
-        for env, doc in [*known, *((e, None) for e in one_by_one), *((e, None) for e in later)]:
+        writes: list[tuple[events_pb2.EventEnvelope, domain.Item, bool]] = []
+        for item_id, (env, fields) in first.items():
+            doc = docs.get(item_id)
             row = env.supplier_item_received
-            outcome, event = await self.apply_feed_row(env, doc)
+            if doc is None:
+                continue
+            if doc.get("sku_key") != sku_key(row.supplier_id, row.item.sku, ""):
+                one_by_one.append(env)  # the id belongs to another item
+                continue
+            decision = _decide(item_from_doc(doc), fields, env)
+            if isinstance(decision, _Write):
+                writes.append((env, decision.item, decision.changed))
+            else:
+                outcomes[(row.feed_id, row.line_number)] = decision.outcome
+                if decision.event is not None:
+                    events.append(decision.event)
+        missed = await self.store.write_feed_changes([(item, ch) for _, item, ch in writes])
+        for i, (env, item, changed) in enumerate(writes):
+            if i in missed:
+                one_by_one.append(env)  # changed since it was read: start over
+                continue
+            row = env.supplier_item_received
+            outcomes[(row.feed_id, row.line_number)] = None
+            if changed:
+                events.append(_feed_item_event(item, env))
+        for env in [*one_by_one, *later]:
+            row = env.supplier_item_received
+            outcome, event = await self.apply_feed_row(env)
             outcomes[(row.feed_id, row.line_number)] = outcome
             if event is not None:
                 events.append(event)
         return outcomes, events
 
     async def apply_feed_row(
-        self, env: events_pb2.EventEnvelope, known: dict | None = None,  # type: ignore[type-arg]
+        self, env: events_pb2.EventEnvelope,
     ) -> tuple[domain.FeedRowError | None, events_pb2.EventEnvelope | None]:
-        """Create or update the item a feed row names. Returns None when the
-        row is applied (or was already), an error when it cannot be, and the
-        catalog.items event to publish. ``known`` is the item's document if
-        the caller just read it by id."""
+        """Create or update the item a feed row names, alone. Returns None
+        when the row is applied (or was already), an error when it cannot
+        be, and the catalog.items event to publish."""
         row = env.supplier_item_received
         line, sku = row.line_number, row.item.sku
         fields, problem = _row_fields(env)
@@ -276,10 +301,9 @@ class CatalogService:
         key = sku_key(row.supplier_id, sku, "")
         item_id = domain.supplier_item_id(row.supplier_id, sku)
         thorough = False  # look the sku up by reading the collection
-        for attempt in range(10):
-            if attempt == 0 and known is not None:
-                doc: dict | None = known  # type: ignore[type-arg]
-            elif thorough:
+        for _ in range(10):
+            doc: dict | None  # type: ignore[type-arg]
+            if thorough:
                 doc = await self.store.get_by_sku_key(key)
             else:
                 doc = await self.store.get_doc(item_id)
@@ -300,31 +324,12 @@ class CatalogService:
                     # explicit id), or the item appeared concurrently.
                     thorough = True
                     continue
-            current = item_from_doc(doc)
-            if current.feed_stamp == stamp:
-                # This very row was applied before (a redelivery): its event
-                # may not have reached Kafka, so it goes out again.
-                return None, _feed_item_event(current, env)
-            if current.feed_stamp > stamp:
-                return domain.FeedRowError(
-                    line, sku, "", "a newer feed row for this sku was applied already"), None
-            if not current.active:
-                return domain.FeedRowError(
-                    line, sku, "", f"item {current.item_id} is deleted"), None
-            if domain.same_content(current.fields, fields):
-                if await self.store.set_feed_stamp(current.item_id, current.version, stamp):
-                    return None, None
-                continue
-            updated = replace(current, fields=replace(
-                fields, supplier_id=current.fields.supplier_id, sku=current.fields.sku),
-                version=current.version + 1, update_time=now(), feed_stamp=stamp)
-            try:
-                await self.store.replace_item(updated, expected_version=current.version,
-                                              request_id="", event=None,
-                                              remembered=doc.get("requests", []))
-                return None, _feed_item_event(updated, env)
-            except VersionMismatch:
-                continue
+            decision = _decide(item_from_doc(doc), fields, env)
+            if not isinstance(decision, _Write):
+                return decision.outcome, decision.event
+            if await self.store.write_feed_changes([(decision.item, decision.changed)]):
+                continue  # changed since it was read
+            return None, (_feed_item_event(decision.item, env) if decision.changed else None)
         return domain.FeedRowError(line, sku, "", "the item kept changing; not applied"), None
 
     async def record_feed_outcomes(
@@ -355,6 +360,44 @@ def _row_fields(env: events_pb2.EventEnvelope) -> tuple[domain.ItemFields,
                                            domain.feed_field(problems[0].field),
                                            problems[0].description)
     return fields, None
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """A feed row that needs no write: its outcome and the event to send."""
+
+    outcome: domain.FeedRowError | None
+    event: events_pb2.EventEnvelope | None = None
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A feed row's write: ``item`` as it must be stored if still at version
+    ``item.version - 1`` (changed) or ``item.version`` (only the stamp)."""
+
+    item: domain.Item
+    changed: bool
+
+
+def _decide(current: domain.Item, fields: domain.ItemFields,
+            env: events_pb2.EventEnvelope) -> _Settled | _Write:
+    """What a feed row does to the stored item it names."""
+    row = env.supplier_item_received
+    line, sku, stamp = row.line_number, row.item.sku, _row_stamp(env)
+    if current.feed_stamp == stamp:
+        # This very row was applied before (a redelivery): its event may not
+        # have reached Kafka, so it goes out again.
+        return _Settled(None, _feed_item_event(current, env))
+    if current.feed_stamp > stamp:
+        return _Settled(domain.FeedRowError(
+            line, sku, "", "a newer feed row for this sku was applied already"))
+    if not current.active:
+        return _Settled(domain.FeedRowError(line, sku, "", f"item {current.item_id} is deleted"))
+    if domain.same_content(current.fields, fields):
+        return _Write(replace(current, feed_stamp=stamp), changed=False)
+    return _Write(replace(current, fields=replace(
+        fields, supplier_id=current.fields.supplier_id, sku=current.fields.sku),
+        version=current.version + 1, update_time=now(), feed_stamp=stamp), changed=True)
 
 
 def _row_stamp(env: events_pb2.EventEnvelope) -> str:

@@ -205,11 +205,35 @@ class ItemStore:
             raise VersionMismatch(item.item_id)
 
     @_serialized
-    async def set_feed_stamp(self, item_id: str, version: int, stamp: str) -> bool:
-        """Record that a feed row was seen without changing the item."""
-        res = await self.items.update_one(
-            {"_id": item_id, "version": version}, {"$set": {"feed_stamp": stamp}})
-        return res.matched_count == 1
+    async def write_feed_changes(self, changes: Sequence[tuple[domain.Item, bool]]) -> set[int]:
+        """Store what feed rows did to existing items, in one bulk write: an
+        item changed by its row (``True``) replaces the stored one if that is
+        still at ``version - 1``; an unchanged one (``False``) only records
+        the row's stamp if still at ``version``. No pending events: the feed
+        applier publishes these itself. Returns the positions that did not
+        apply (the item moved on since it was read)."""
+        if not changes:
+            return set()
+        ops = []
+        for item, changed in changes:
+            if changed:
+                doc = item_to_doc(item)
+                del doc["_id"]
+                ops.append(pymongo.UpdateOne(
+                    {"_id": item.item_id, "version": item.version - 1}, {"$set": doc}))
+            else:
+                ops.append(pymongo.UpdateOne({"_id": item.item_id, "version": item.version},
+                                             {"$set": {"feed_stamp": item.feed_stamp}}))
+        res = await self.items.bulk_write(ops, ordered=False)
+        if res.matched_count == len(ops):
+            return set()
+        # Which ones missed: those not stored as this write left them (each
+        # write carries a new feed stamp, a changed one a new update time).
+        stored = await self.get_many_docs([item.item_id for item, _ in changes])
+        return {n for n, (item, _) in enumerate(changes)
+                if (got := stored.get(item.item_id)) is None
+                or (got["version"], got.get("feed_stamp"), got["update_time"])
+                != (item.version, item.feed_stamp, item.update_time)}
 
     async def get_doc(self, item_id: str) -> dict[str, Any] | None:
         return await self.items.find_one({"_id": item_id}, {"pending": 0})

@@ -6,11 +6,21 @@ isolate this test run from any other: own MariaDB databases, Kafka topic
 prefix, Elasticsearch index prefix, Cassandra keyspace, Mongo database and
 Redis key prefix. Set ECOM_TEST_SERVERS=kafka,redis to start only some
 servers while working on one area; ECOM_KEEP_STACK=1 leaves them running.
+
+At the end of the session, after every service process of the run has
+stopped, `stack` drops everything named with this run's id from each server
+that is up (`drop_run_data`: MariaDB and Mongo databases, Kafka topics and
+consumer groups, Elasticsearch indices and aliases, Cassandra keyspaces,
+Redis keys) and prints one line saying what went. Other runs' names and
+un-prefixed data (`make up` demo data) are never touched; a server that is
+down is skipped. ECOM_KEEP_TEST_DATA=1 keeps the run's data for debugging
+(the summary line names the run id to look for).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,18 +51,30 @@ class Stack:
         self.started.extend(todo)
 
     # -- isolation: names unique to this run ------------------------------
+    # The one definition of this run's names: Services hands the same
+    # prefixes to the service processes, and drop_run_data drops exactly
+    # what the owns_* predicates accept. Run ids all have the same length,
+    # so no run's prefix is a prefix of another run's names.
+    @property
+    def db_prefix(self) -> str:
+        """Prefix of this run's MariaDB/Mongo databases and Cassandra keyspaces
+        (ECOM_DB_PREFIX, ECOM_KEYSPACE_PREFIX of the services)."""
+        return f"{self.keyspace}_"
+
     def mysql_db(self, name: str) -> str:
-        return f"t_{self.run_id}_{name}"
+        return self.db_prefix + name
 
     def topic(self, name: str) -> str:
-        return f"t{self.run_id}.{name}"
+        return self.topic_prefix + name
 
     @property
     def topic_prefix(self) -> str:
+        """Prefix of this run's Kafka topics and consumer groups."""
         return f"t{self.run_id}."
 
     @property
     def es_prefix(self) -> str:
+        """Prefix of this run's Elasticsearch indices and aliases."""
         return f"t{self.run_id}-"
 
     @property
@@ -61,22 +83,67 @@ class Stack:
 
     @property
     def mongo_db(self) -> str:
-        return f"t_{self.run_id}"
+        return self.keyspace
 
     @property
     def redis_prefix(self) -> str:
         return f"t:{self.run_id}:"
 
+    @property
+    def redis_pattern(self) -> str:
+        """SCAN MATCH pattern of this run's Redis keys (the prefix glob-escaped)."""
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self.redis_prefix) + "*"
+
+    def owns_database(self, name: str) -> bool:
+        """A MariaDB/Mongo database or Cassandra keyspace of this run."""
+        return name == self.keyspace or name.startswith(self.db_prefix)
+
+    def owns_topic(self, name: str) -> bool:
+        """A Kafka topic or consumer group of this run."""
+        return name.startswith(self.topic_prefix)
+
+    def owns_index(self, name: str) -> bool:
+        """An Elasticsearch index or alias of this run."""
+        return name.startswith(self.es_prefix)
+
+    def owns_redis_key(self, key: str) -> bool:
+        return key.startswith(self.redis_prefix)
+
+
+# The end-of-session line saying what drop_run_data did, printed by
+# pytest_terminal_summary (fixture teardown output is captured).
+CLEANUP_SUMMARY = pytest.StashKey[str]()
+
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
     st = Stack()
     wanted = os.environ.get("ECOM_TEST_SERVERS")
     st.ensure([n for n in wanted.split(",") if n] if wanted else None)
     yield st
+    # pytest tears a fixture's dependents down before the fixture itself, so
+    # by now `services` (which depends on `stack`) has stopped every service
+    # process, as have the e2e edges and stubs: nothing writes under the
+    # run's names any more. Dropped before stopping the servers we started,
+    # which would otherwise keep the data on disk.
+    if os.environ.get("ECOM_KEEP_TEST_DATA", "") not in ("", "0"):
+        summary = f"ECOM_KEEP_TEST_DATA: kept the data of test run {st.run_id}"
+    else:
+        from tests.run_data import drop_run_data
+
+        report = drop_run_data(st)
+        summary = f"dropped the data of test run {st.run_id}: " + "; ".join(
+            f"{server} {outcome}" for server, outcome in report.items())
+    pytestconfig.stash[CLEANUP_SUMMARY] = summary
     if not os.environ.get("ECOM_KEEP_STACK"):
         for s in st.started:
             s.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    summary = terminalreporter.config.stash.get(CLEANUP_SUMMARY, None)
+    if summary:
+        terminalreporter.write_line(summary)
 
 
 # --------------------------------------------------------------------------
@@ -143,10 +210,10 @@ class Services:
         self.env = {
             **os.environ,
             **stack.env,
-            "ECOM_DB_PREFIX": f"t_{stack.run_id}_",
+            "ECOM_DB_PREFIX": stack.db_prefix,
             "ECOM_TOPIC_PREFIX": stack.topic_prefix,
             "ECOM_INDEX_PREFIX": stack.es_prefix,
-            "ECOM_KEYSPACE_PREFIX": f"t_{stack.run_id}_",
+            "ECOM_KEYSPACE_PREFIX": stack.db_prefix,
             "ECOM_REDIS_PREFIX": stack.redis_prefix,
             "ECOM_SHUTDOWN_GRACE_SECONDS": "5",
             "ECOM_HEALTH_CHECK_INTERVAL_SECONDS": "0.5",

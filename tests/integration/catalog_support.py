@@ -38,8 +38,9 @@ class TopicReader:
     """Reads one topic from the beginning with a private consumer group."""
 
     def __init__(self, stack: Stack, topic: str) -> None:
+        # Named under the run's prefix, so the session's clean-up drops it.
         self.consumer = make_consumer(stack.env["ECOM_KAFKA_BOOTSTRAP"],
-                                      f"test-{uuid.uuid4().hex[:8]}")
+                                      stack.topic(f"test-{uuid.uuid4().hex[:8]}"))
         self.consumer.subscribe([stack.topic(topic)])
         self.events: list[events_pb2.EventEnvelope] = []
 

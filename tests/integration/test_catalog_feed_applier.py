@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from ecom.events.v1 import events_pb2
@@ -127,3 +128,46 @@ async def test_pending_events_are_found_through_hints_until_published(
     assert await store.docs_with_pending(10) == [{"_id": "never-written", "pending": {}}]
     await store.mark_published("never-written", [])
     assert await store.docs_with_pending(10) == []
+
+
+async def test_rows_for_existing_items_are_written_in_one_bulk_update(
+        service: CatalogService) -> None:
+    await service.apply_feed_rows(_rows("g1", [(f"U{i}", f"Old {i}") for i in range(200)]))
+    # A later feed: half the rows change the title, half repeat the content.
+    later = _rows("g2", [(f"U{i}", f"New {i}" if i % 2 else f"Old {i}") for i in range(200)])
+    outcomes, events = await service.apply_feed_rows(later)
+    assert set(outcomes.values()) == {None} and len(outcomes) == 200
+    assert sorted(e.entity_key for e in events) == sorted(
+        domain.supplier_item_id(SUPPLIER, f"U{i}") for i in range(1, 200, 2))
+    assert {e.entity_version for e in events} == {2}
+    items = await service.store.get_many(
+        [domain.supplier_item_id(SUPPLIER, f"U{i}") for i in range(200)])
+    got = sorted((i.fields.title, i.version) for i in items.values())
+    assert got == sorted((f"New {i}", 2) if i % 2 else (f"Old {i}", 1) for i in range(200))
+    # Every row left its stamp, so replaying the later feed changes nothing;
+    # the replay sends the items' events again (consumers drop repeats).
+    again, replayed = await service.apply_feed_rows(later)
+    assert set(again.values()) == {None}
+    assert {(e.event_id, e.entity_version) for e in events} <= {
+        (e.event_id, e.entity_version) for e in replayed}
+    assert sorted((i.fields.title, i.version) for i in (await service.store.get_many(
+        list(items))).values()) == got
+
+
+async def test_a_bulk_update_reports_the_items_that_moved_on(service: CatalogService) -> None:
+    await service.apply_feed_rows(_rows("m1", [("M1", "One"), ("M2", "Two")]))
+    store = service.store
+    m1 = await service.get_item(domain.supplier_item_id(SUPPLIER, "M1"))
+    m2 = await service.get_item(domain.supplier_item_id(SUPPLIER, "M2"))
+    # M2 changes through the API after the feed read it.
+    await service.update_item(m2.item_id, _fields("M2", "Edited"), ["title"],
+                              expected_version=1, request_id="edit-m2")
+    stamp, t = "9" * 17 + ".0000001", now()  # a newer row, as the applier would write
+    missed = await store.write_feed_changes([
+        (replace(m1, version=2, fields=_fields("M1", "One, bulk"), feed_stamp=stamp,
+                 update_time=t), True),
+        (replace(m2, version=2, fields=_fields("M2", "Two, bulk"), feed_stamp=stamp,
+                 update_time=t), True)])
+    assert missed == {1}
+    assert (await service.get_item(m1.item_id)).fields.title == "One, bulk"
+    assert (await service.get_item(m2.item_id)).fields.title == "Edited"

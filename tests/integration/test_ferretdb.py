@@ -95,9 +95,9 @@ async def test_a_bulk_write_of_hundreds_of_updates_completes(stack: Stack) -> No
     try:
         coll = client[name]["docs"]
         await coll.insert_many([{"_id": f"b{i}", "v": 0} for i in range(300)])
-        res = await coll.bulk_write(
-            [pymongo.UpdateOne({"_id": f"b{i}", "v": 0}, {"$set": {"v": i + 1}}) for i in range(250)],
-            ordered=False)
+        updates = [pymongo.UpdateOne({"_id": f"b{i}", "v": 0}, {"$set": {"v": i + 1}})
+                   for i in range(250)]
+        res = await coll.bulk_write(updates, ordered=False)
         assert (res.matched_count, res.modified_count) == (250, 250)
         assert await coll.count_documents({"v": 0}) == 50  # the 50 not named
         assert (await client.admin.command("ping"))["ok"] == 1

@@ -70,7 +70,9 @@ class EventLog:
         self.by_key: dict[str, list[events_pb2.EventEnvelope]] = defaultdict(list)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._consumer = make_consumer(bootstrap, new_id("payments-test"))
+        # The topic's own prefix (the run's) names the group, so the
+        # session's clean-up drops it.
+        self._consumer = make_consumer(bootstrap, new_id(f"{topic}.payments-test"))
         self._consumer.subscribe([topic])
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

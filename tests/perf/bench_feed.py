@@ -94,6 +94,7 @@ def _run_feed(edge_url: str, admin: str, stub: catalog_pb2_grpc.CatalogServiceSt
     return submit_s, time.perf_counter() - t0
 
 
+@pytest.mark.timeout(1800)  # two full-size feeds take minutes, not the suite's 300 s
 def test_feed_of_100k_rows_through_the_edge(services, stack) -> None:  # type: ignore[no-untyped-def]
     catalog = services.start("catalog")
     edge = start_edge("bench-feed", {"catalog": catalog.addr},
