@@ -93,6 +93,13 @@ def consumer_config(
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "partition.assignment.strategy": "cooperative-sticky",
+        # A member that died without leaving (kill -9, a crash) holds its
+        # partitions until the broker gives up on it: 45 s by default, so a
+        # restarted consumer sat idle that long. Heartbeats come from the
+        # client's own thread, so slow batches do not count against this
+        # (max.poll.interval.ms governs those).
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 2_000,
         "logger": CLIENT_LOG,
     }
     conf.update(overrides)
