@@ -16,9 +16,8 @@ path here looks items up by ``_id``. The relay finds pending events through
 ``pending_items``, a small collection of item ids written *before* the item
 update that adds an event (a crash in between leaves a hint with nothing
 behind it, which the relay drops), and removed under the write lock once the
-item's map is empty. Lookups by
-``sku_key`` or ``create_request_id`` read the collection and are kept off
-the common paths (see the service).
+item's map is empty. Lookups by ``sku_key`` or ``create_request_id`` read
+the collection and are kept off the common paths (see the service).
 
 Collections:
 
