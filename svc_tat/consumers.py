@@ -33,11 +33,12 @@ STOCK = "inventory.stock"
 class BroadcastListener:
     """Reads every partition of ``topics`` from "now" on."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+    def __init__(self, bootstrap: str, topics: Sequence[str], *, group_prefix: str = "") -> None:
         # group.id is required by the client but unused: offsets are never
-        # committed and partitions are assigned, not subscribed.
+        # committed and partitions are assigned, not subscribed. The prefix
+        # (the topics' own) keeps it with the rest of a deployment's names.
         self.consumer: Consumer = make_consumer(
-            bootstrap, f"svc-tat-{uuid.uuid4().hex[:12]}", client_id="svc_tat")
+            bootstrap, f"{group_prefix}svc-tat-{uuid.uuid4().hex[:12]}", client_id="svc_tat")
         self.topics = list(topics)
 
     def assign_at_end(self, timeout: float = 15.0) -> None:

@@ -109,7 +109,8 @@ async def build() -> mesh.Service:
         await service.reload_overlay()
 
     bus = consumers.BroadcastListener(
-        settings.kafka_bootstrap, [topic, settings.topic(consumers.STOCK)])
+        settings.kafka_bootstrap, [topic, settings.topic(consumers.STOCK)],
+        group_prefix=settings.topic_prefix)
     svc.add_task("broadcast-consumer", lambda: bus.run(service))
     svc.add_task("matrix-refresh", lambda: every(
         settings.tat_refresh_seconds, service.rebuild_matrix, "matrix-refresh"))
