@@ -358,10 +358,11 @@ class ItemStore:
 
     async def chunk_progress(self, chunk_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The consumer's counts and errors of each chunk."""
-        docs = await asyncio.gather(*(self.chunks.find_one(
-            {"_id": c}, {"rows": 1, "applied": 1, "failed": 1, "errors": 1})
-            for c in chunk_ids))
-        return [d for d in docs if d is not None]
+        if not chunk_ids:
+            return []
+        cursor = self.chunks.find({"_id": {"$in": list(chunk_ids)}},
+                                  {"rows": 1, "applied": 1, "failed": 1, "errors": 1})
+        return [d async for d in cursor]
 
     @_serialized
     async def record_outcomes(self, chunk_id: str,
@@ -495,6 +496,5 @@ def feed_doc(f: FeedDoc, *, relay_pending: bool,
         "create_time": f.create_time,
         "complete_time": f.complete_time,
         "relay_pending": relay_pending,
-        "chunks": len(chunk_ids),
         "chunk_ids": list(chunk_ids),
     }
