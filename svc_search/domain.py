@@ -29,7 +29,6 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -430,10 +429,3 @@ def rupees(paise: int) -> tuple[int, int]:
     return paise // PAISE_PER_RUPEE, (paise % PAISE_PER_RUPEE) * NANOS_PER_PAISA
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (benchmarks)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[k]

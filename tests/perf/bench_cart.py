@@ -11,7 +11,6 @@ Prints figures; asserts nothing about time. Run with::
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 
@@ -23,15 +22,14 @@ from mesh import money
 from mesh.auth import JWT_PAYLOAD_HEADER, Caller, encode_jwt_payload
 from tests.conftest import Services
 from tests.integration.catalog_support import ADMIN, phone
+from tests.perf import stats
 
 CALLS = 200
 LINES = 10
 
 
 def _summary(label: str, samples: list[float]) -> str:
-    ms = sorted(s * 1000 for s in samples)
-    p99 = ms[max(int(len(ms) * 0.99) - 1, 0)]
-    return f"{label:<26} n={len(ms)} p50={statistics.median(ms):.2f}ms p99={p99:.2f}ms"
+    return f"{label:<26} {stats.line([s * 1000 for s in samples])}"
 
 
 @pytest.mark.integration

@@ -11,7 +11,6 @@ ECOM_BENCH_REQUESTS sets the number of calls per side (default 1000).
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import uuid
 
@@ -23,16 +22,11 @@ from ecom.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from edge import registry
 from mesh import tokens
 from tests.e2e.conftest import start_edge
+from tests.perf import stats
 
 pytestmark = pytest.mark.integration
 REQUESTS = int(os.environ.get("ECOM_BENCH_REQUESTS", "1000"))
 WARMUP = 50
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered), p99
 
 
 def test_get_item_through_envoy_vs_grpc(services) -> None:  # type: ignore[no-untyped-def]
@@ -73,7 +67,7 @@ def test_get_item_through_envoy_vs_grpc(services) -> None:  # type: ignore[no-un
                         t0 = time.perf_counter()
                         call()
                         samples.append((time.perf_counter() - t0) * 1000)
-                    results[name] = _percentiles(samples)
+                    results[name] = stats.p50_p99(samples)
     finally:
         edge.stop()
     print(f"\nGetItem, {REQUESTS} sequential calls each (one client, keep-alive):")

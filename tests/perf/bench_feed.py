@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import time
 import uuid
 
@@ -33,6 +32,7 @@ from mesh.auth import Caller, encode_jwt_payload
 from svc_catalog import domain
 from svc_catalog.store import connect
 from tests.e2e.conftest import start_edge
+from tests.perf import stats
 
 pytestmark = pytest.mark.integration
 ROWS = int(os.environ.get("ECOM_BENCH_FEED_ROWS", "100000"))
@@ -52,12 +52,6 @@ def _rows(n: int, supplier: str) -> list[dict[str, object]]:
                        "screen_inches": r.choice([6.1, 6.5, 6.7])},
         "supplier": supplier,
     } for i in range(n)]
-
-
-def _percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return f"p50 {statistics.median(ordered):7.2f} ms  p99 {p99:7.2f} ms"
 
 
 def _content(rows: list[dict[str, object]]) -> str:
@@ -147,7 +141,7 @@ def test_feed_of_100k_rows_through_the_edge(services, stack) -> None:  # type: i
           f"{ROWS / update_total_s:,.0f} rows/s")
     print(f"reads on the catalog after the feed ({ROWS:,}+ items):")
     for name, samples in reads.items():
-        print(f"  {name:13s} {_percentiles(samples)}")
+        print(f"  {name:13s} {stats.line(samples)}")
 
 
 async def _bulk_insert_baseline(stack, rows: list[dict[str, object]]) -> float:  # type: ignore[no-untyped-def]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ from mesh.db import drop_database, make_engine
 from mesh.kafka import delete_topics, make_admin
 from tests.conftest import Services, Stack
 from tests.integration.test_inventory_service import ADMIN, ORDERS, FakeServiceability
+from tests.perf import stats
 
 ITEM_STOCK = 10_000_000
 
@@ -62,11 +62,8 @@ async def run_callers(
 def summary(name: str, calls: int, elapsed: float, latencies: list[float]) -> float:
     """Print one result line; returns calls per second."""
     rate = calls / elapsed
-    cuts = statistics.quantiles(latencies, n=100)
-    print(
-        f"{name:<28} {calls:>7} calls  {rate:>8.0f}/s  p50 {cuts[49]:>6.1f} ms"
-        f"  p99 {cuts[98]:>6.1f} ms"
-    )
+    p50, p99 = stats.p50_p99(latencies)
+    print(f"{name:<28} {calls:>7} calls  {rate:>8.0f}/s  p50 {p50:>6.1f} ms  p99 {p99:>6.1f} ms")
     return rate
 
 

@@ -47,6 +47,7 @@ from mesh.kafka import make_producer
 from svc_catalog import codec, demo
 from svc_search import domain
 from tests.conftest import Services, Stack
+from tests.perf import stats
 
 ADMIN = (("x-jwt-payload", encode_jwt_payload(Caller("admin-1", frozenset({"admin"})))),)
 REQUESTS_PER_LEVEL = 400
@@ -64,10 +65,7 @@ QUERIES: list[dict[str, Any]] = [
 
 
 def show(label: str, samples_ms: list[float]) -> None:
-    print(
-        f"{label:<44} n={len(samples_ms):<5} p50={domain.percentile(samples_ms, 50):8.2f} ms"
-        f"  p99={domain.percentile(samples_ms, 99):8.2f} ms"
-    )
+    print(f"{label:<44} {stats.line(samples_ms)}")
 
 
 def _send(producer: Producer, topic: str, env: events_pb2.EventEnvelope) -> None:
@@ -251,8 +249,8 @@ async def test_index_lag_and_search_latency(stack: Stack, services: Services) ->
             es_ms = await level(clients, REQUESTS_PER_LEVEL, direct)
             show(f"svc_search gRPC, {clients:>2} clients", svc_ms)
             show(f"Elasticsearch direct, {clients:>2} clients", es_ms)
-            p50 = domain.percentile(svc_ms, 50) / domain.percentile(es_ms, 50)
-            p99 = domain.percentile(svc_ms, 99) / domain.percentile(es_ms, 99)
+            p50 = stats.percentile(svc_ms, 50) / stats.percentile(es_ms, 50)
+            p99 = stats.percentile(svc_ms, 99) / stats.percentile(es_ms, 99)
             print(f"{'':<44} ratio p50={p50:.2f}x  p99={p99:.2f}x")
         show(
             "svc_search gRPC + pincode (tat), 8 clients",

@@ -23,7 +23,6 @@ import statistics
 import time
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -33,12 +32,9 @@ from ecom.serviceability.v1 import serviceability_pb2_grpc
 from pipelines import serviceability as job
 from svc_tat.store import MatrixStore
 from svc_tat.warehouses import load_warehouses
+from tests.perf.stats import percentile as pct
 
 PINCODES = ["560100", "110020", "400072", "682030", "781026", "194101", "700091", "302022"]
-
-
-def pct(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.array(samples), q))
 
 
 def show(label: str, samples_ms: list[float]) -> None:

@@ -8,7 +8,6 @@ Prints figures; asserts nothing about time. Run with::
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 
@@ -18,14 +17,13 @@ from ecom.users.v1 import users_pb2, users_pb2_grpc
 
 from mesh.auth import JWT_PAYLOAD_HEADER, Caller, encode_jwt_payload
 from tests.conftest import Services, Stack
+from tests.perf import stats
 
 CALLS = 300
 
 
 def _summary(label: str, samples: list[float]) -> str:
-    ms = sorted(s * 1000 for s in samples)
-    p99 = ms[int(len(ms) * 0.99) - 1]
-    return f"{label:<22} n={len(ms)} p50={statistics.median(ms):.2f}ms p99={p99:.2f}ms"
+    return f"{label:<22} {stats.line([s * 1000 for s in samples])}"
 
 
 @pytest.mark.integration
