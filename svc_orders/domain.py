@@ -2,7 +2,7 @@
 state implies (what the reservation and the payment must become), checkout
 validation and money in paise.
 
-State machine (ARCHITECTURE.md, orders.proto)::
+State machine (docs/architecture.md, orders.proto)::
 
     CREATED -> PLACED -> SHIPPED -> DELIVERED
     CREATED -> CANCELLED   (payment declined, hold expired, user cancelled)

@@ -32,7 +32,7 @@ MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 MAX_REASON_LENGTH = 200
 
-# The simulated gateway's test tokens (ARCHITECTURE.md, payments.proto).
+# The simulated gateway's test tokens (docs/architecture.md, payments.proto).
 TOK_SUCCESS = "tok_success"
 TOK_DECLINE = "tok_decline"
 TOK_TIMEOUT = "tok_timeout"

@@ -158,7 +158,12 @@ async def test_sign_up_retry_with_same_request_id_returns_first_account(stubs: A
     first = await users.CreateUser(req)
     again = await users.CreateUser(req)
     assert again.user_id == first.user_id
-    req.password = "a different password"  # same key, not the same person
+    req.password = "a different password"  # same key, not the same request
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await users.CreateUser(req)
+    assert err.value.code() == grpc.StatusCode.ABORTED
+    assert req.request_id in (err.value.details() or "")
+    req.request_id = rid()  # a new key: the email is taken
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await users.CreateUser(req)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS

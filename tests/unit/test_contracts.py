@@ -1,5 +1,5 @@
 """The contracts as shipped in generated/ecom.protoset (the descriptor set Envoy
-loads): documented, mapped to exactly the REST surface of ARCHITECTURE.md, and
+loads): documented, mapped to exactly the REST surface of docs/architecture.md, and
 buf-lint clean. test_generated_fresh.py makes sure the descriptor set matches
 proto/."""
 
@@ -16,7 +16,7 @@ from google.protobuf import descriptor_pb2
 ROOT = Path(__file__).resolve().parents[2]
 PROTOSET = ROOT / "generated" / "ecom.protoset"
 
-# The public REST surface, row by row from ARCHITECTURE.md ("exactly these
+# The public REST surface, row by row from docs/architecture.md ("exactly these
 # paths"), with the RPC that serves each. `GET /healthz` is answered by Envoy
 # itself, not by a transcoded RPC, so it is not listed.
 REST_TABLE: dict[tuple[str, str], str] = {
@@ -71,7 +71,7 @@ REST_TABLE: dict[tuple[str, str], str] = {
     ),
 }
 
-# Query-string parameters ARCHITECTURE.md names; each must be a request field.
+# Query-string parameters docs/architecture.md names; each must be a request field.
 QUERY_PARAMS: dict[tuple[str, str], list[str]] = {
     ("GET", "/v1/items:batchGet"): ["item_ids"],
     ("GET", "/v1/search"): [

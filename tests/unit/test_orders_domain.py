@@ -1,7 +1,7 @@
 """The order state machine and money rules of svc_orders.domain, without I/O.
 
 A hypothesis RuleBasedStateMachine drives an order through random actions
-and checks it against ARCHITECTURE.md's table after every step."""
+and checks it against docs/architecture.md's table after every step."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from svc_orders.domain import (
     WantedLine,
 )
 
-# ARCHITECTURE.md "Order states", written out independently of domain.py.
+# docs/architecture.md "Order states", written out independently of domain.py.
 ALLOWED = {
     ("CREATED", "PLACED"),
     ("PLACED", "SHIPPED"),
@@ -61,7 +61,7 @@ class OrderLifecycle(RuleBasedStateMachine):
 
     @staticmethod
     def _edge(action: Action, state: str) -> bool:
-        """Whether ARCHITECTURE.md lets ``action`` move an order out of ``state``."""
+        """Whether docs/architecture.md lets ``action`` move an order out of ``state``."""
         leaves = {
             Action.PAYMENT_SUCCEEDED: {"CREATED"},
             Action.PAYMENT_DECLINED: {"CREATED"},
