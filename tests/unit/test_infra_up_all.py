@@ -4,6 +4,7 @@ and stops at a failing phase naming it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -13,7 +14,10 @@ from infra.core import InfraError
 
 def test_phases_run_in_order_with_durations_and_total(capsys: pytest.CaptureFixture[str]) -> None:
     ran: list[str] = []
-    phases = [(name, lambda n=name: ran.append(n)) for name in ("servers", "services", "demo data")]
+    def phase(name: str) -> Callable[[], None]:
+        return lambda: ran.append(name)
+
+    phases = [(name, phase(name)) for name in ("servers", "services", "demo data")]
     assert up_all.run(phases) == 0
     assert ran == ["servers", "services", "demo data"]
     out = capsys.readouterr().out
