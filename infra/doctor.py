@@ -77,11 +77,12 @@ def _version_output(cmd: list[str]) -> str:
     return proc.stdout + proc.stderr
 
 
-def check_python(path: str | None = None) -> Finding:
-    """Python 3.11+ with the venv module, as `make venv` will use it."""
+def check_python(path: str | None = None, venv: Path = REPO / ".venv" / "bin" / "python",
+                 ) -> Finding:
+    """Python 3.11+ with the venv module, as `make venv` will use it (or the
+    project's virtualenv, once built)."""
     what = "Python 3.11"
     fix = f"{APT_FIX} python3.11 python3.11-venv (Debian 12), or install 3.11 with pyenv"
-    venv = REPO / ".venv" / "bin" / "python"
     if venv.exists():
         return Finding(what, True, f"virtualenv {venv.parent.parent}")
     for name in ("python3.11", "python3"):

@@ -42,6 +42,19 @@ def listening() -> Iterator[socket.socket]:
     s.close()
 
 
+def test_python_311_with_venv_is_wanted(fake_path: Path, tmp_path: Path) -> None:
+    no_venv = tmp_path / "no-venv" / "bin" / "python"
+    missing = doctor.check_python(str(fake_path), no_venv)
+    assert not missing.ok and "python3.11-venv" in missing.fix
+    fake_tool(fake_path, "python3", "3 9")
+    assert not doctor.check_python(str(fake_path), no_venv).ok
+    fake_tool(fake_path, "python3.11", "ModuleNotFoundError: No module named ensurepip")
+    broken = doctor.check_python(str(fake_path), no_venv)
+    assert not broken.ok and "venv" in broken.detail
+    fake_tool(fake_path, "python3.11", "3 11")
+    assert doctor.check_python(str(fake_path), no_venv).ok
+
+
 def test_java_missing_too_old_and_present(fake_path: Path) -> None:
     missing = doctor.check_java(str(fake_path))
     assert not missing.ok and "no java" in missing.detail
