@@ -45,12 +45,17 @@ PRODUCER = "svc_inventory"
 
 metadata = sa.MetaData()
 _MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
+# Identifiers compare byte for byte: under the database's default
+# utf8mb4_unicode_ci, "abc" and "ABC" would be one stock row and one request
+# id, and a row read back under the other spelling would not match the id it
+# was asked for. (Tables created before this keep their collation.)
+_ID = sa.String(64, collation="utf8mb4_bin")
 
 stock = sa.Table(
     "stock",
     metadata,
-    sa.Column("item_id", sa.String(64), primary_key=True),
-    sa.Column("warehouse_id", sa.String(64), primary_key=True),
+    sa.Column("item_id", _ID, primary_key=True),
+    sa.Column("warehouse_id", _ID, primary_key=True),
     # Units that can still be reserved.
     sa.Column("available", sa.BigInteger, nullable=False, server_default="0"),
     # Units held by HELD reservations.
@@ -72,7 +77,7 @@ reservations = sa.Table(
     metadata,
     # The primary key is the idempotency guard: a second Reserve for the same
     # order waits on the first one's row and then finds it.
-    sa.Column("order_id", sa.String(64), primary_key=True),
+    sa.Column("order_id", _ID, primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("pincode", sa.String(6), nullable=False, server_default=""),
     sa.Column("hold_expire_time", _MICROS, nullable=True),
@@ -89,9 +94,9 @@ reservations = sa.Table(
 reservation_lines = sa.Table(
     "reservation_lines",
     metadata,
-    sa.Column("order_id", sa.String(64), primary_key=True),
-    sa.Column("item_id", sa.String(64), primary_key=True),
-    sa.Column("warehouse_id", sa.String(64), nullable=False),
+    sa.Column("order_id", _ID, primary_key=True),
+    sa.Column("item_id", _ID, primary_key=True),
+    sa.Column("warehouse_id", _ID, nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.CheckConstraint("quantity > 0", name="ck_reservation_lines_quantity"),
     # Reconciliation sums lines per stock row.
@@ -104,9 +109,9 @@ reservation_lines = sa.Table(
 set_stock_requests = sa.Table(
     "set_stock_requests",
     metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("item_id", sa.String(64), nullable=False),
-    sa.Column("warehouse_id", sa.String(64), nullable=False),
+    sa.Column("request_id", _ID, primary_key=True),
+    sa.Column("item_id", _ID, nullable=False),
+    sa.Column("warehouse_id", _ID, nullable=False),
     sa.Column("create_time", _MICROS, nullable=False),
     mysql_engine="InnoDB",
 )

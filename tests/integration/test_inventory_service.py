@@ -352,6 +352,29 @@ async def test_concurrent_retries_of_one_batch_apply_it_once(
     assert sorted(versions) == [1] * 40
 
 
+async def test_ids_differing_only_in_case_are_different_rows(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    """Under the database's case-insensitive default collation the second
+    spelling used to find the first one's row and fail with INTERNAL."""
+    item = new_id("case")
+    await set_stock(stub, item, "blr-1", 1)
+    upper = await set_stock(stub, item.upper(), "blr-1", 2)
+    assert (upper.item_id, upper.available) == (item.upper(), 2)
+    batch = await stub.BatchSetStock(
+        pb.BatchSetStockRequest(requests=[
+            stock_row(item.title(), "blr-1", 3, new_id("rq")),
+            stock_row(item, "blr-2", 4, new_id("rq")),
+        ]),
+        metadata=ADMIN,
+    )
+    assert [(r.stock.item_id, r.stock.available) for r in batch.results] == [
+        (item.title(), 3), (item, 4)
+    ]
+    assert (await stock_of(stub, item)).total_available == 5
+    assert (await stock_of(stub, item.upper())).total_available == 2
+
+
 async def test_batch_set_stock_names_bad_rows_and_refuses_customers(
     stub: inventory_pb2_grpc.InventoryServiceStub,
 ) -> None:
