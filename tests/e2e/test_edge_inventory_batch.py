@@ -73,6 +73,13 @@ def test_batch_set_stock_over_rest(client: httpx.Client, signing_key) -> None:  
     assert fields == ["requests[1].available"]
     assert not client.get(f"/v1/inventory/{fresh}", headers=admin).json().get("warehouses")
 
+    # A full batch (the RPC's maximum) fits through the edge in one request.
+    full = [{"itemId": f"bulk-{uuid.uuid4().hex[:8]}-{n}", "warehouseId": "WH-MUM",
+             "available": str(n), "requestId": uuid.uuid4().hex} for n in range(1000)]
+    big = client.post("/v1/inventory:batchSetStock", headers=admin, json={"requests": full})
+    assert big.status_code == 200, big.text[:500]
+    assert len(big.json()["results"]) == 1000
+
     # Only admins.
     customer = bearer(signing_key, "bulk-shopper", ["customer"])
     refused = client.post("/v1/inventory:batchSetStock", headers=customer,
