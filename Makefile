@@ -45,8 +45,9 @@ doctor-test:
 # Bring up the whole system in three timed phases: the datastores (servers),
 # every service and the Envoy edge, supervised (services), then the demo data;
 # prints each phase's duration, the total, and where to reach it.
+UP_STARTED := $(shell date +%s.%N)
 up: doctor $(STAMP)
-	$(PY) -m infra.up_all
+	$(PY) -m infra.up_all --since $(UP_STARTED)
 
 down: $(STAMP)
 	$(PY) -m infra.services down

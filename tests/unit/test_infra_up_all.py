@@ -27,6 +27,14 @@ def test_phases_run_in_order_with_durations_and_total(capsys: pytest.CaptureFixt
                      out)
 
 
+def test_time_before_the_first_phase_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    assert up_all.run([("servers", lambda: None)], since=time.time() - 42) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"prerequisites 42\.\ds, servers 0\.\ds; total 42\.\ds", out), out
+
+
 def test_a_failing_phase_stops_the_run(capsys: pytest.CaptureFixture[str]) -> None:
     ran: list[str] = []
 
