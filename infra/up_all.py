@@ -8,8 +8,8 @@ up in three phases and says how long each took:
 
 Each phase is idempotent, so running it again on a warm machine only checks
 and tops up. `make up` passes ``--since`` its own start, so the doctor and the
-virtualenv before the phases show as "prerequisites" and count in the total. A failing phase stops the run with its error and the time
-spent so far.
+virtualenv before the phases show as "prerequisites" and count in the total.
+A failing phase stops the run with its error and the time spent so far.
 """
 
 from __future__ import annotations

@@ -116,8 +116,9 @@ class InventoryServiceServicer:
     def BatchSetStock(self, request, context):
         """SetStock for up to 1000 rows at once (bulk loads: a warehouse count, the
         demo data). Each row follows SetStock's rules, is kept idempotent by its
-        own `request_id` (a retried row returns its first result and changes
-        nothing) and publishes its own `inventory.stock` event. All or nothing:
+        own `request_id` or one derived from the batch's key (a retried row
+        returns its first result and changes nothing) and publishes its own
+        `inventory.stock` event. All or nothing:
         the batch is one transaction, and a bad row fails the whole batch with
         INVALID_ARGUMENT naming `requests[i].<field>` (NOT_FOUND naming the
         row for an unknown warehouse). Admin only.
