@@ -332,6 +332,36 @@ async def test_batch_set_stock_with_a_batch_key_replays_rows_without_their_own(
     assert [(r.replayed, r.stock.available) for r in second.results] == [(True, 3), (True, 3)]
 
 
+async def test_batch_without_keys_runs_each_time_and_a_reused_key_is_refused(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    item = new_id("bulk")
+    plain = pb.BatchSetStockRequest(requests=[stock_row(item, "blr-1", 5)])
+    first = await stub.BatchSetStock(plain, metadata=ADMIN)
+    await reserve(stub, new_id("order"), {item: 2})
+    second = await stub.BatchSetStock(plain, metadata=ADMIN)  # no key: runs again
+    assert [(r.replayed, r.stock.available) for r in first.results] == [(False, 5)]
+    assert [(r.replayed, r.stock.available, r.stock.reserved) for r in second.results] == [
+        (False, 5, 2)
+    ]
+
+    key = new_id("batch")
+    await stub.BatchSetStock(
+        pb.BatchSetStockRequest(requests=[stock_row(item, "del-1", 1)], request_id=key),
+        metadata=ADMIN,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.BatchSetStock(
+            pb.BatchSetStockRequest(requests=[stock_row(item, "del-1", 9)], request_id=key),
+            metadata=ADMIN,
+        )
+    code, reason, _ = status_of(err.value)
+    assert (code, reason) == (grpc.StatusCode.ABORTED, "REQUEST_ID_REUSED")
+    assert key in (err.value.details() or "")
+    rows = (await stock_of(stub, item)).warehouses
+    assert [(w.warehouse_id, w.available) for w in rows] == [("blr-1", 5), ("del-1", 1)]
+
+
 async def test_concurrent_retries_of_one_batch_apply_it_once(
     stub: inventory_pb2_grpc.InventoryServiceStub, db: AsyncEngine
 ) -> None:
