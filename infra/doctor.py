@@ -344,7 +344,8 @@ def _cmdline(pid: int) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "?"
-    return " ".join(p.decode(errors="replace") for p in raw.split(b"\0") if p)[:80]
+    text = " ".join(p.decode(errors="replace") for p in raw.split(b"\0") if p)
+    return " ".join(text.split())[:80]
 
 
 def check_ports(uses: list[PortUse]) -> list[Finding]:
