@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: bench up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
+.PHONY: bench doctor doctor-test up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
 
 # The project's virtualenv, installed from the pinned lock file.
 $(STAMP): pyproject.toml requirements.lock
@@ -33,12 +33,21 @@ lint: $(STAMP)
 breaking: $(STAMP)
 	$(PY) -m infra.lint --breaking main
 
-# Bring up the whole system: the datastores, every service and the Envoy edge
-# (supervised), then the demo data; prints where to reach it.
-up: $(STAMP)
-	$(PY) -m infra up
-	$(PY) -m infra.services up
-	$(PY) -m infra.demo
+# Which prerequisite is missing (Python 3.11, Java 17, Go, npm, Maven, apt and
+# root, disk, ports) and how to get it. Standard library only: it runs with
+# the system Python, before the virtualenv is built.
+SYSPY = $$(command -v $(PYTHON) || command -v python3)
+doctor:
+	@$(SYSPY) -m infra.doctor
+doctor-test:
+	@$(SYSPY) -m infra.doctor --for test
+
+# Bring up the whole system in three timed phases: the datastores (servers),
+# every service and the Envoy edge, supervised (services), then the demo data;
+# prints each phase's duration, the total, and where to reach it.
+UP_STARTED := $(shell date +%s.%N)
+up: doctor $(STAMP)
+	$(PY) -m infra.up_all --since $(UP_STARTED)
 
 down: $(STAMP)
 	$(PY) -m infra.services down
@@ -57,7 +66,7 @@ infra-install: $(STAMP)
 	$(PY) -m infra install
 
 # The full suite. Starts the servers it needs and stops those it started.
-test: $(STAMP)
+test: doctor-test $(STAMP)
 	$(PY) -m infra install
 	$(PY) -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
 

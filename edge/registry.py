@@ -91,6 +91,8 @@ TIMEOUT_OVERRIDES: dict[str, float] = {
     "ecom.orders.v1.OrderService.PayOrder": 30.0,
     # A supplier feed may be large.
     "ecom.catalog.v1.CatalogService.SubmitFeed": 30.0,
+    # Up to 1000 stock rows in one transaction.
+    "ecom.inventory.v1.InventoryService.BatchSetStock": 30.0,
 }
 
 

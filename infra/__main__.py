@@ -1,4 +1,4 @@
-"""`python -m infra up | down | status | logs NAME | reset | env | install`
+"""`python -m infra up | down | status | logs NAME | reset | env | install | doctor`
 
 Starts, checks and stops the real servers ecom needs as local processes,
 without containers. See README.md for ports and measurements."""
@@ -30,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("name")
     lp.add_argument("-n", type=int, default=60)
     sub.add_parser("env", help="print ECOM_* exports for the local stack")
+    dp = sub.add_parser("doctor", help="which prerequisite is missing, and how to get it")
+    dp.add_argument("--for", dest="scope", choices=["up", "test"], default="up")
     args = p.parse_args(argv)
+    if args.cmd == "doctor":
+        from infra import doctor
+
+        return doctor.main(["--for", args.scope])
 
     try:
         if args.cmd == "up":

@@ -11,6 +11,8 @@ log files, port checks, clear errors with the tail of the log, never a hang.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import grp
 import hashlib
 import os
 import pwd
@@ -20,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -206,17 +209,86 @@ def java_home(min_major: int = 17) -> Path:
     return home
 
 
-def ensure_service_user() -> tuple[int, int]:
-    """Create (once) the unprivileged account servers that refuse root run as."""
+def account_lock_file() -> Path:
+    """The file whose flock serialises account creation between processes
+    (two `make` runs, a test run, the stack's parallel starts)."""
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
+        return run_lock / "ecom-accounts.lock"
+    return CACHE / "accounts.lock"
+
+
+# Threads of one process share the flock (it belongs to the open file), so
+# they queue on this lock first.
+_ACCOUNT_THREADS = threading.Lock()
+
+# useradd exit codes (shadow-utils): 9 = the name is already used; 10 =
+# cannot update the group file (another tool holds /etc/group's lock).
+USERADD_NAME_IN_USE = 9
+USERADD_GROUP_FILE_BUSY = 10
+USERADD_ATTEMPTS = 20
+
+
+def _account(name: str) -> tuple[int, int] | None:
     try:
-        pw = pwd.getpwnam(SERVICE_USER)
+        pw = pwd.getpwnam(name)
     except KeyError:
-        if os.geteuid() != 0:
-            return os.getuid(), os.getgid()
-        run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SERVICE_USER], what="useradd")
-        pw = pwd.getpwnam(SERVICE_USER)
+        return None
     return pw.pw_uid, pw.pw_gid
+
+
+def ensure_service_user(name: str = SERVICE_USER) -> tuple[int, int]:
+    """(uid, gid) of the unprivileged account servers that refuse root run
+    as, creating the account (and its group) once when running as root.
+    Without root: the caller's own uid and gid.
+
+    Safe for concurrent callers: the parallel server starts of `up`, two
+    `make` runs at once, tests. Creation happens under a thread lock and an
+    flock on `account_lock_file()`, and the account is looked up again once
+    both are held, so exactly one `useradd` runs and every caller gets the
+    ids of the account that exists."""
+    found = _account(name)
+    if found is not None:
+        return found
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    lock_path = account_lock_file()
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with _ACCOUNT_THREADS, open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            found = _account(name)
+            if found is None:
+                _useradd(name)
+                found = _account(name)
+            if found is None:
+                raise InfraError(f"useradd {name} succeeded but the account is not there")
+            return found
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _useradd(name: str) -> None:
+    """One `useradd --system` for `name`, into its own group (an existing
+    group of that name, e.g. left by an earlier half-created account, is
+    reused rather than refused). Tools outside our lock (another package's
+    postinst, an admin) can hold the passwd/group file locks: retry then."""
+    try:
+        grp.getgrnam(name)
+        group = ["--gid", name]
+    except KeyError:
+        group = ["--user-group"]
+    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+           *group, name]
+    for attempt in range(USERADD_ATTEMPTS):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode in (0, USERADD_NAME_IN_USE):
+            return
+        busy = proc.returncode == USERADD_GROUP_FILE_BUSY or "lock" in proc.stderr.lower()
+        if not busy or attempt == USERADD_ATTEMPTS - 1:
+            raise InfraError(f"useradd {name} failed (exit {proc.returncode}): "
+                             f"{proc.stderr.strip()}")
+        time.sleep(0.1 * (attempt + 1))
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:

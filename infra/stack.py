@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from infra.core import InfraError, Server, log
+from infra.core import InfraError, Server, ensure_service_user, log
 
 # Project ports: never the standard ones, so a user's own servers do not collide.
 PORTS = {
@@ -55,6 +55,10 @@ def up(names: list[str] | None = None) -> None:
     for s in servers:
         if not s.external():
             s.install()
+    # The account servers that refuse root run as is created here, once,
+    # before the starts below run side by side (each of them asks for it).
+    if any(not s.external() for s in servers):
+        ensure_service_user()
     errors: list[str] = []
     with ThreadPoolExecutor(max_workers=len(servers)) as pool:
         futures = {pool.submit(s.start): s for s in servers}

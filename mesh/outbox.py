@@ -43,7 +43,7 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Producer
@@ -129,6 +129,45 @@ async def add_event(
         )
     )
     return event_id
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """One event to queue with :func:`add_events` (fields as in add_event)."""
+
+    topic: str
+    key: str | bytes
+    payload: bytes
+    event_type: str
+    event_id: str
+    headers: Mapping[str, bytes] | None = None
+
+
+async def add_events(db: AsyncSession | AsyncConnection, events: Sequence[PendingEvent]) -> None:
+    """Queue several events in the caller's open transaction with one
+    multi-row INSERT (bulk changes: one round trip instead of one per event).
+    Ids, and so publishing order, follow the order of ``events``."""
+    if not events:
+        return
+    await db.execute(
+        insert(outbox).values(
+            [
+                {
+                    "event_id": e.event_id,
+                    "topic": e.topic,
+                    "event_type": e.event_type,
+                    "message_key": e.key.encode() if isinstance(e.key, str) else e.key,
+                    "payload": e.payload,
+                    "headers": json.dumps(
+                        {k: base64.b64encode(v).decode() for k, v in e.headers.items()}
+                    )
+                    if e.headers
+                    else None,
+                }
+                for e in events
+            ]
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ mesh errors; mesh maps them to gRPC statuses with details.
 
 Who may call what:
 
-* SetStock, GetStock (REST through the edge): admins only.
+* SetStock, BatchSetStock, GetStock (REST through the edge): admins only.
 * BatchGetStock: any caller. It is gRPC-only and read-only, and its callers
   (serviceability, the search indexer) forward the end user's identity, so
   a customer caller here is normal.
@@ -28,7 +28,7 @@ from mesh import current_caller, require_admin
 from mesh.auth import SERVICE_ROLE
 from mesh.db import to_timestamp
 from mesh.errors import PermissionDenied
-from svc_inventory.domain import RequestedLine, ReservationState
+from svc_inventory.domain import RequestedLine, ReservationState, StockSetting
 from svc_inventory.service import InventoryService
 from svc_inventory.store import ReservationRecord, StockRow
 
@@ -65,6 +65,24 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
             request.item_id, request.warehouse_id, request.available, request.request_id
         )
         return warehouse_stock(row)
+
+    async def BatchSetStock(
+        self, request: inventory_pb2.BatchSetStockRequest, context: Any
+    ) -> inventory_pb2.BatchSetStockResponse:
+        require_admin()
+        results = await self.service.batch_set_stock(
+            [
+                StockSetting(r.item_id, r.warehouse_id, r.available, r.request_id)
+                for r in request.requests
+            ],
+            request.request_id,
+        )
+        return inventory_pb2.BatchSetStockResponse(
+            results=[
+                inventory_pb2.SetStockResult(stock=warehouse_stock(row), replayed=replayed)
+                for row, replayed in results
+            ]
+        )
 
     async def GetStock(
         self, request: inventory_pb2.GetStockRequest, context: Any

@@ -16,6 +16,7 @@ COMMITTED reservation lines held there (what reconciliation checks).
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,12 @@ from mesh.errors import FieldViolation
 
 MAX_LINES = 50
 MAX_BATCH_ITEMS = 500
+# Rows of one BatchSetStock (one transaction; the locks of its items are
+# held until it commits).
+MAX_SET_STOCK_BATCH = 1000
+# Field violations named in one error; a batch of 1000 bad rows would
+# otherwise not fit in the status trailer.
+MAX_VIOLATIONS_REPORTED = 20
 MAX_ID_LENGTH = 64
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -137,6 +144,69 @@ def validate_set_stock(
         problems.append(FieldViolation("available", "must be 0 or more"))
     if len(request_id) > MAX_ID_LENGTH:
         problems.append(FieldViolation("request_id", f"must be at most {MAX_ID_LENGTH} characters"))
+    return problems
+
+
+@dataclass(frozen=True)
+class StockSetting:
+    """One row of a BatchSetStock: what SetStock takes."""
+
+    item_id: str
+    warehouse_id: str
+    available: int
+    request_id: str
+
+
+def row_request_id(batch_request_id: str, index: int) -> str:
+    """The request id of a batch row that has none of its own: derived from
+    the batch's key and the row's position, so retrying the batch replays
+    the row. Fits the 64-character limit whatever the batch key's length."""
+    digest = hashlib.sha256(batch_request_id.encode()).hexdigest()[:40]
+    return f"batch-{digest}-{index}"
+
+
+def validate_batch_set_stock(
+    rows: Sequence[StockSetting], batch_request_id: str
+) -> list[FieldViolation]:
+    """Every problem with a BatchSetStock request, each naming its field as
+    ``requests[i].<field>``; rows carry their effective request ids."""
+    problems: list[FieldViolation] = []
+    if not rows:
+        problems.append(FieldViolation("requests", "at least one row is required"))
+    elif len(rows) > MAX_SET_STOCK_BATCH:
+        problems.append(FieldViolation("requests", f"at most {MAX_SET_STOCK_BATCH} rows"))
+    if len(batch_request_id) > MAX_ID_LENGTH:
+        problems.append(
+            FieldViolation("request_id", f"must be at most {MAX_ID_LENGTH} characters")
+        )
+    places: dict[tuple[str, str], int] = {}
+    keys: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        problems += [
+            FieldViolation(f"requests[{i}].{v.field}", v.description)
+            for v in validate_set_stock(
+                row.item_id, row.warehouse_id, row.available, row.request_id
+            )
+        ]
+        place = (row.item_id, row.warehouse_id)
+        if place in places:
+            problems.append(
+                FieldViolation(
+                    f"requests[{i}].warehouse_id",
+                    f"sets item {row.item_id!r} at warehouse {row.warehouse_id!r} again "
+                    f"(also requests[{places[place]}]): one row per item and warehouse",
+                )
+            )
+        places.setdefault(place, i)
+        if row.request_id:
+            if row.request_id in keys:
+                problems.append(
+                    FieldViolation(
+                        f"requests[{i}].request_id",
+                        f"is also the request id of requests[{keys[row.request_id]}]",
+                    )
+                )
+            keys.setdefault(row.request_id, i)
     return problems
 
 

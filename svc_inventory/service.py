@@ -21,7 +21,7 @@ import grpc
 from ecom.serviceability.v1 import serviceability_pb2, serviceability_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mesh import current_request_id
+from mesh import current_request_id, outbox
 from mesh.db import utcnow
 from mesh.errors import (
     Conflict,
@@ -37,9 +37,11 @@ from svc_inventory.domain import (
     RequestedLine,
     ReservationState,
     StockChangeReason,
+    StockSetting,
     TransitionRefused,
 )
 from svc_inventory.store import (
+    ConcurrentClaim,
     DuplicateReservation,
     InventoryStore,
     ReservationRecord,
@@ -48,6 +50,7 @@ from svc_inventory.store import (
     after_delta,
     decode_page_token,
     encode_page_token,
+    stock_changed_event,
 )
 
 log = logging.getLogger(__name__)
@@ -178,6 +181,98 @@ class InventoryService:
             )
 
         return await self._run(work)
+
+    async def batch_set_stock(
+        self, rows: Sequence[StockSetting], batch_request_id: str
+    ) -> list[tuple[StockRow, bool]]:
+        """SetStock for many rows in one transaction, all or nothing: per
+        row (in request order) the row after the call and whether it was a
+        replay of an already applied request id (then nothing changed and
+        no event was queued). Same rules, idempotency and events as
+        set_stock, with a handful of statements for the whole batch."""
+        if batch_request_id:
+            rows = [
+                r if r.request_id else replace(
+                    r, request_id=domain.row_request_id(batch_request_id, i)
+                )
+                for i, r in enumerate(rows)
+            ]
+        problems = domain.validate_batch_set_stock(rows, batch_request_id)
+        if problems:
+            raise _invalid(problems)
+        first_row: dict[str, int] = {}
+        for i, r in enumerate(rows):
+            first_row.setdefault(r.warehouse_id, i)
+        for warehouse_id, i in first_row.items():
+            if not await self.route_source.warehouse_exists(warehouse_id):
+                raise NotFound(
+                    f"requests[{i}].warehouse_id: warehouse {warehouse_id!r} does not exist",
+                    resource_type="warehouse",
+                    resource_name=warehouse_id,
+                )
+
+        async def work(conn: AsyncConnection) -> list[tuple[StockRow, bool]]:
+            now = utcnow()
+            seen = await self.store.claim_set_stock_requests(
+                conn,
+                [(r.request_id, r.item_id, r.warehouse_id) for r in rows if r.request_id],
+                now,
+            )
+            reused = [
+                FieldViolation(
+                    f"requests[{i}].request_id", "was already used for another item or warehouse"
+                )
+                for i, r in enumerate(rows)
+                if r.request_id in seen and seen[r.request_id] != (r.item_id, r.warehouse_id)
+            ]
+            if reused:
+                raise _invalid(reused)
+            locked = await self.store.lock_items(conn, [r.item_id for r in rows])
+            results: list[tuple[StockRow, bool]] = []
+            changed: list[StockRow] = []
+            events = []
+            for r in rows:
+                item_rows = locked[r.item_id]
+                before = item_rows.get(r.warehouse_id)
+                if r.request_id in seen and before is not None:
+                    results.append((before, True))  # retry: the first effect stands
+                    continue
+                after = StockRow(
+                    item_id=r.item_id,
+                    warehouse_id=r.warehouse_id,
+                    available=r.available,
+                    reserved=before.reserved if before else 0,
+                    sold=before.sold if before else 0,
+                    version=before.version + 1 if before else 1,
+                    update_time=now,
+                )
+                item_rows[r.warehouse_id] = after
+                changed.append(after)
+                # The item's rows as they are after this row's change, so
+                # several rows of one item give events in order, exactly as
+                # the same SetStock calls one after another would.
+                events.append(
+                    stock_changed_event(
+                        after,
+                        list(item_rows.values()),
+                        available_delta=r.available - (before.available if before else 0),
+                        reason=StockChangeReason.SET,
+                        request_id=r.request_id,
+                        now=now,
+                    )
+                )
+                results.append((after, False))
+            await self.store.set_available_many(conn, changed, now)
+            await outbox.add_events(conn, events)
+            return results
+
+        for _ in range(3):
+            try:
+                return await self._run(work)
+            except ConcurrentClaim:
+                continue  # the same ids were being claimed: now they are replays
+        raise Conflict("the same request ids are being applied concurrently; retry",
+                       reason="CONCURRENT_CHANGE")
 
     async def get_item_stock(self, item_id: str) -> list[StockRow]:
         """One item's stock rows by warehouse (empty when never stocked)."""
@@ -473,6 +568,17 @@ class InventoryService:
                 "the stock change was refused by a consistency check; nothing changed",
                 reason="STOCK_CONSTRAINT",
             ) from None
+
+
+def _invalid(problems: Sequence[FieldViolation]) -> InvalidArgument:
+    """INVALID_ARGUMENT naming at most MAX_VIOLATIONS_REPORTED fields."""
+    shown = list(problems[: domain.MAX_VIOLATIONS_REPORTED])
+    message = "; ".join(f"{v.field}: {v.description}" for v in shown[:3])
+    if len(problems) > len(shown):
+        message += f" ({len(problems)} problems; the first {len(shown)} are listed)"
+    elif len(problems) > 3:
+        message += f" (and {len(problems) - 3} more)"
+    return InvalidArgument(message, violations=shown)
 
 
 def _check_order_id(order_id: str) -> None:

@@ -24,6 +24,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
 from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,12 +45,17 @@ PRODUCER = "svc_inventory"
 
 metadata = sa.MetaData()
 _MICROS = sa.DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
+# Identifiers compare byte for byte: under the database's default
+# utf8mb4_unicode_ci, "abc" and "ABC" would be one stock row and one request
+# id, and a row read back under the other spelling would not match the id it
+# was asked for. (Tables created before this keep their collation.)
+_ID = sa.String(64, collation="utf8mb4_bin")
 
 stock = sa.Table(
     "stock",
     metadata,
-    sa.Column("item_id", sa.String(64), primary_key=True),
-    sa.Column("warehouse_id", sa.String(64), primary_key=True),
+    sa.Column("item_id", _ID, primary_key=True),
+    sa.Column("warehouse_id", _ID, primary_key=True),
     # Units that can still be reserved.
     sa.Column("available", sa.BigInteger, nullable=False, server_default="0"),
     # Units held by HELD reservations.
@@ -71,7 +77,7 @@ reservations = sa.Table(
     metadata,
     # The primary key is the idempotency guard: a second Reserve for the same
     # order waits on the first one's row and then finds it.
-    sa.Column("order_id", sa.String(64), primary_key=True),
+    sa.Column("order_id", _ID, primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("pincode", sa.String(6), nullable=False, server_default=""),
     sa.Column("hold_expire_time", _MICROS, nullable=True),
@@ -88,9 +94,9 @@ reservations = sa.Table(
 reservation_lines = sa.Table(
     "reservation_lines",
     metadata,
-    sa.Column("order_id", sa.String(64), primary_key=True),
-    sa.Column("item_id", sa.String(64), primary_key=True),
-    sa.Column("warehouse_id", sa.String(64), nullable=False),
+    sa.Column("order_id", _ID, primary_key=True),
+    sa.Column("item_id", _ID, primary_key=True),
+    sa.Column("warehouse_id", _ID, nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.CheckConstraint("quantity > 0", name="ck_reservation_lines_quantity"),
     # Reconciliation sums lines per stock row.
@@ -103,9 +109,9 @@ reservation_lines = sa.Table(
 set_stock_requests = sa.Table(
     "set_stock_requests",
     metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("item_id", sa.String(64), nullable=False),
-    sa.Column("warehouse_id", sa.String(64), nullable=False),
+    sa.Column("request_id", _ID, primary_key=True),
+    sa.Column("item_id", _ID, nullable=False),
+    sa.Column("warehouse_id", _ID, nullable=False),
     sa.Column("create_time", _MICROS, nullable=False),
     mysql_engine="InnoDB",
 )
@@ -140,6 +146,11 @@ class ReservationRecord:
 
 class DuplicateReservation(Exception):
     """A reservation row for the order already exists (idempotent retry)."""
+
+
+class ConcurrentClaim(Exception):
+    """Another transaction claimed one of the same SetStock request ids
+    first; running again finds its claim."""
 
 
 class StockConstraintViolated(Exception):
@@ -278,37 +289,94 @@ class InventoryStore(SqlStore):
             else (await self.item_stock(conn, [item_id]))[item_id]
         )
         row = next(r for r in rows if r.warehouse_id == warehouse_id)
-        event_id = str(uuid.uuid4())
-        envelope = events_pb2.EventEnvelope(
-            event_id=event_id,
-            event_type=events_pb2.StockChanged.DESCRIPTOR.full_name,
-            occurred_at=to_timestamp(now),
-            entity_key=item_id,
-            # The item's rows are locked by this transaction, so the sum of
-            # their versions grows by one per change of the item.
-            entity_version=sum(r.version for r in rows),
-            producer=PRODUCER,
-            request_id=request_id,
-            stock_changed=events_pb2.StockChanged(
-                item_id=item_id,
-                warehouse_id=warehouse_id,
-                available=row.available,
-                reserved=row.reserved,
-                available_delta=available_delta,
-                reason=_EVENT_REASON[reason],
-                order_id=order_id,
-                item_total_available=sum(r.available for r in rows),
-            ),
-        )
-        await outbox.add_event(
+        await outbox.add_events(
             conn,
-            topic=STOCK_TOPIC,
-            key=item_id,
-            payload=envelope.SerializeToString(),
-            event_type=envelope.event_type,
-            event_id=event_id,
+            [
+                stock_changed_event(
+                    row,
+                    rows,
+                    available_delta=available_delta,
+                    reason=reason,
+                    order_id=order_id,
+                    request_id=request_id,
+                    now=now,
+                )
+            ],
         )
         return row
+
+    async def set_available_many(
+        self, conn: AsyncConnection, rows: Sequence[StockRow], now: datetime
+    ) -> None:
+        """SetStock's upsert for many rows in one statement: each row's
+        available units set (rows created as needed), its version bumped;
+        reserved and sold units are left as they are."""
+        if not rows:
+            return
+        stmt = mysql_insert(stock).values(
+            [
+                {
+                    "item_id": r.item_id,
+                    "warehouse_id": r.warehouse_id,
+                    "available": r.available,
+                    "reserved": 0,
+                    "sold": 0,
+                    "version": 1,
+                    "update_time": now,
+                }
+                for r in rows
+            ]
+        )
+        await conn.execute(
+            stmt.on_duplicate_key_update(
+                available=stmt.inserted.available,
+                version=stock.c.version + 1,
+                update_time=stmt.inserted.update_time,
+            )
+        )
+
+    async def claim_set_stock_requests(
+        self, conn: AsyncConnection, claims: Sequence[tuple[str, str, str]], now: datetime
+    ) -> dict[str, tuple[str, str]]:
+        """Record many SetStock request ids, given as (request_id, item_id,
+        warehouse_id); returns the ones seen before, each with the (item,
+        warehouse) it was first used for. Existing claims are locked first
+        (so a concurrent retry of the same batch waits for this one); a
+        concurrent first use of the same ids makes the insert fail with a
+        duplicate key, which the caller answers by running again."""
+        if not claims:
+            return {}
+        ids = [c[0] for c in claims]
+        found = await conn.execute(
+            sa.select(
+                set_stock_requests.c.request_id,
+                set_stock_requests.c.item_id,
+                set_stock_requests.c.warehouse_id,
+            )
+            .where(set_stock_requests.c.request_id.in_(ids))
+            .order_by(set_stock_requests.c.request_id)
+            .with_for_update()
+        )
+        seen = {str(r.request_id): (str(r.item_id), str(r.warehouse_id)) for r in found}
+        # Inserted in key order, like every claim, so two batches sharing ids
+        # wait for each other rather than deadlock.
+        fresh = sorted(c for c in claims if c[0] not in seen)
+        if fresh:
+            try:
+                await conn.execute(
+                    sa.insert(set_stock_requests).values(
+                        [
+                            {"request_id": rid, "item_id": item, "warehouse_id": wh,
+                             "create_time": now}
+                            for rid, item, wh in fresh
+                        ]
+                    )
+                )
+            except IntegrityError as exc:
+                if db.mysql_errno(exc) == db.ER_DUP_ENTRY:
+                    raise ConcurrentClaim(str(exc.orig)) from exc
+                raise
+        return seen
 
     async def claim_set_stock_request(
         self, conn: AsyncConnection, request_id: str, item_id: str, warehouse_id: str, now: datetime
@@ -469,6 +537,49 @@ _EVENT_REASON = {
     StockChangeReason.COMMITTED: events_pb2.STOCK_CHANGE_REASON_COMMITTED,
     StockChangeReason.RELEASED: events_pb2.STOCK_CHANGE_REASON_RELEASED,
 }
+
+
+def stock_changed_event(
+    row: StockRow,
+    item_rows: Sequence[StockRow],
+    *,
+    available_delta: int,
+    reason: StockChangeReason,
+    order_id: str = "",
+    request_id: str = "",
+    now: datetime,
+) -> outbox.PendingEvent:
+    """The StockChanged event of ``row`` (already changed), given all the
+    item's rows after the change."""
+    event_id = str(uuid.uuid4())
+    envelope = events_pb2.EventEnvelope(
+        event_id=event_id,
+        event_type=events_pb2.StockChanged.DESCRIPTOR.full_name,
+        occurred_at=to_timestamp(now),
+        entity_key=row.item_id,
+        # The item's rows are locked by the transaction, so the sum of their
+        # versions grows by one per change of the item.
+        entity_version=sum(r.version for r in item_rows),
+        producer=PRODUCER,
+        request_id=request_id,
+        stock_changed=events_pb2.StockChanged(
+            item_id=row.item_id,
+            warehouse_id=row.warehouse_id,
+            available=row.available,
+            reserved=row.reserved,
+            available_delta=available_delta,
+            reason=_EVENT_REASON[reason],
+            order_id=order_id,
+            item_total_available=sum(r.available for r in item_rows),
+        ),
+    )
+    return outbox.PendingEvent(
+        topic=STOCK_TOPIC,
+        key=row.item_id,
+        payload=envelope.SerializeToString(),
+        event_type=envelope.event_type,
+        event_id=event_id,
+    )
 
 
 def after_delta(row: StockRow, delta: RowDelta, now: datetime) -> StockRow:

@@ -237,6 +237,224 @@ async def test_set_stock_validation_and_auth(stub: inventory_pb2_grpc.InventoryS
         assert err.value.code() == (code or grpc.StatusCode.UNAUTHENTICATED)
 
 
+def stock_row(item: str, wh: str, n: int, request_id: str = "") -> pb.SetStockRequest:
+    return pb.SetStockRequest(item_id=item, warehouse_id=wh, available=n, request_id=request_id)
+
+
+def bad_fields(exc: grpc.aio.AioRpcError) -> list[str]:
+    code, _, details = status_of(exc)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, exc
+    bad = next(d for d in details if isinstance(d, error_details_pb2.BadRequest))
+    return [v.field for v in bad.field_violations]
+
+
+async def test_batch_set_stock_sets_replays_and_publishes_per_row(
+    stub: inventory_pb2_grpc.InventoryServiceStub, stack: Stack
+) -> None:
+    a, b = new_id("bulk"), new_id("bulk")
+    await set_stock(stub, a, "blr-1", 4)
+    await reserve(stub, new_id("order"), {a: 1})  # a@blr-1: 3 available, 1 reserved
+    rows = [
+        stock_row(a, "blr-1", 10, new_id("rq")),
+        stock_row(a, "blr-2", 6, new_id("rq")),
+        stock_row(b, "del-1", 0, new_id("rq")),
+        stock_row(b, "blr-1", 2, new_id("rq")),
+    ]
+    resp = await stub.BatchSetStock(pb.BatchSetStockRequest(requests=rows), metadata=ADMIN)
+    got = [
+        (r.stock.item_id, r.stock.warehouse_id, r.stock.available, r.stock.reserved, r.replayed)
+        for r in resp.results
+    ]
+    assert got == [
+        (a, "blr-1", 10, 1, False),
+        (a, "blr-2", 6, 0, False),
+        (b, "del-1", 0, 0, False),
+        (b, "blr-1", 2, 0, False),
+    ]
+    rows_a = (await stock_of(stub, a)).warehouses
+    assert [(w.warehouse_id, w.available, w.reserved) for w in rows_a] == [
+        ("blr-1", 10, 1), ("blr-2", 6, 0)
+    ]
+    assert (await stock_of(stub, b)).total_available == 2
+
+    # Stock moves, then the same batch is retried: nothing is set again.
+    await reserve(stub, new_id("order"), {a: 4})  # from blr-1, the fastest
+    again = await stub.BatchSetStock(pb.BatchSetStockRequest(requests=rows), metadata=ADMIN)
+    assert [r.replayed for r in again.results] == [True] * 4
+    assert [(r.stock.available, r.stock.reserved) for r in again.results] == [
+        (6, 5), (6, 0), (0, 0), (2, 0)
+    ]
+    assert (await stock_of(stub, a)).total_available == 12
+
+    # One event per applied row, in order per item, none for the replays.
+    events_a = await asyncio.to_thread(read_stock_events, stack, a, 5)
+    events_b = await asyncio.to_thread(read_stock_events, stack, b, 2)
+    set_rows = [
+        (e.stock_changed.warehouse_id, e.stock_changed.available, e.stock_changed.available_delta,
+         e.stock_changed.item_total_available, e.request_id)
+        for e in events_a
+        if e.stock_changed.reason == events_pb2.STOCK_CHANGE_REASON_SET
+    ]
+    assert set_rows == [
+        ("blr-1", 4, 4, 4, set_rows[0][4]),  # the single SetStock first
+        ("blr-1", 10, 7, 10, rows[0].request_id),
+        ("blr-2", 6, 6, 16, rows[1].request_id),
+    ]
+    assert [e.stock_changed.reason for e in events_a] == [
+        events_pb2.STOCK_CHANGE_REASON_SET,
+        events_pb2.STOCK_CHANGE_REASON_RESERVED,
+        events_pb2.STOCK_CHANGE_REASON_SET,
+        events_pb2.STOCK_CHANGE_REASON_SET,
+        events_pb2.STOCK_CHANGE_REASON_RESERVED,
+    ]
+    versions = [e.entity_version for e in events_a]
+    assert versions == sorted(versions) and len(set(versions)) == 5
+    assert [(e.stock_changed.warehouse_id, e.stock_changed.available,
+             e.stock_changed.item_total_available) for e in events_b] == [
+        ("del-1", 0, 0), ("blr-1", 2, 2)
+    ]
+    more = await asyncio.to_thread(read_stock_events, stack, b, 3, 3)
+    assert len(more) == 2, "a replayed batch must not publish again"
+
+
+async def test_batch_set_stock_with_a_batch_key_replays_rows_without_their_own(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    item = new_id("bulk")
+    req = pb.BatchSetStockRequest(
+        requests=[stock_row(item, "blr-1", 5), stock_row(item, "del-1", 3)],
+        request_id=new_id("batch"),
+    )
+    first = await stub.BatchSetStock(req, metadata=ADMIN)
+    assert [r.replayed for r in first.results] == [False, False]
+    await reserve(stub, new_id("order"), {item: 2})
+    second = await stub.BatchSetStock(req, metadata=ADMIN)
+    assert [(r.replayed, r.stock.available) for r in second.results] == [(True, 3), (True, 3)]
+
+
+async def test_batch_without_keys_runs_each_time_and_a_reused_key_is_refused(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    item = new_id("bulk")
+    plain = pb.BatchSetStockRequest(requests=[stock_row(item, "blr-1", 5)])
+    first = await stub.BatchSetStock(plain, metadata=ADMIN)
+    await reserve(stub, new_id("order"), {item: 2})
+    second = await stub.BatchSetStock(plain, metadata=ADMIN)  # no key: runs again
+    assert [(r.replayed, r.stock.available) for r in first.results] == [(False, 5)]
+    assert [(r.replayed, r.stock.available, r.stock.reserved) for r in second.results] == [
+        (False, 5, 2)
+    ]
+
+    key = new_id("batch")
+    await stub.BatchSetStock(
+        pb.BatchSetStockRequest(requests=[stock_row(item, "del-1", 1)], request_id=key),
+        metadata=ADMIN,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.BatchSetStock(
+            pb.BatchSetStockRequest(requests=[stock_row(item, "del-1", 9)], request_id=key),
+            metadata=ADMIN,
+        )
+    code, reason, _ = status_of(err.value)
+    assert (code, reason) == (grpc.StatusCode.ABORTED, "REQUEST_ID_REUSED")
+    assert key in (err.value.details() or "")
+    rows = (await stock_of(stub, item)).warehouses
+    assert [(w.warehouse_id, w.available) for w in rows] == [("blr-1", 5), ("del-1", 1)]
+
+
+async def test_concurrent_retries_of_one_batch_apply_it_once(
+    stub: inventory_pb2_grpc.InventoryServiceStub, db: AsyncEngine
+) -> None:
+    items = [new_id("bulk") for _ in range(20)]
+    req = pb.BatchSetStockRequest(
+        requests=[stock_row(i, w, 7, new_id("rq")) for i in items for w in ("blr-1", "del-1")]
+    )
+    answers = await asyncio.gather(
+        *(stub.BatchSetStock(req, metadata=ADMIN) for _ in range(4))
+    )
+    applied = [sum(not r.replayed for r in a.results) for a in answers]
+    assert sorted(applied) == [0, 0, 0, 40]
+    async with db.connect() as conn:
+        versions = (await conn.execute(
+            sa.text("SELECT version FROM stock WHERE item_id IN :items").bindparams(
+                sa.bindparam("items", expanding=True)), {"items": items}
+        )).scalars().all()
+    assert sorted(versions) == [1] * 40
+
+
+async def test_ids_differing_only_in_case_are_different_rows(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    """Under the database's case-insensitive default collation the second
+    spelling used to find the first one's row and fail with INTERNAL."""
+    item = new_id("case")
+    await set_stock(stub, item, "blr-1", 1)
+    upper = await set_stock(stub, item.upper(), "blr-1", 2)
+    assert (upper.item_id, upper.available) == (item.upper(), 2)
+    batch = await stub.BatchSetStock(
+        pb.BatchSetStockRequest(requests=[
+            stock_row(item.title(), "blr-1", 3, new_id("rq")),
+            stock_row(item, "blr-2", 4, new_id("rq")),
+        ]),
+        metadata=ADMIN,
+    )
+    assert [(r.stock.item_id, r.stock.available) for r in batch.results] == [
+        (item.title(), 3), (item, 4)
+    ]
+    assert (await stock_of(stub, item)).total_available == 5
+    assert (await stock_of(stub, item.upper())).total_available == 2
+
+
+async def test_batch_set_stock_names_bad_rows_and_refuses_customers(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    item = new_id("bulk")
+    good = stock_row(item, "blr-1", 1, new_id("rq"))
+    cases = [
+        ([good, stock_row(item, "blr-2", -3, new_id("rq"))], ["requests[1].available"]),
+        ([good, stock_row("", "blr-2", 1, new_id("rq"))], ["requests[1].item_id"]),
+        ([good, stock_row(item, "blr-1", 2, new_id("rq"))], ["requests[1].warehouse_id"]),
+        ([good, stock_row(item, "blr-2", 2, good.request_id)], ["requests[1].request_id"]),
+        ([], ["requests"]),
+        ([stock_row(f"{item}-{i}", "blr-1", 1, f"{item}-{i}") for i in range(1001)],
+         ["requests"]),
+    ]
+    for rows, fields in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.BatchSetStock(pb.BatchSetStockRequest(requests=rows), metadata=ADMIN)
+        assert bad_fields(err.value) == fields, rows[:2]
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.BatchSetStock(
+            pb.BatchSetStockRequest(requests=[good, stock_row(item, "nowhere", 1, new_id("rq"))]),
+            metadata=ADMIN,
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "requests[1].warehouse_id" in (err.value.details() or "")
+
+    # A row whose request id was used for another row before is named too.
+    await stub.BatchSetStock(pb.BatchSetStockRequest(requests=[good]), metadata=ADMIN)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.BatchSetStock(
+            pb.BatchSetStockRequest(
+                requests=[stock_row(item, "del-1", 1, new_id("rq")),
+                          stock_row(item, "blr-2", 1, good.request_id)]),
+            metadata=ADMIN,
+        )
+    assert bad_fields(err.value) == ["requests[1].request_id"]
+    # Nothing of a refused batch was applied.
+    assert [(w.warehouse_id, w.available) for w in (await stock_of(stub, item)).warehouses] == [
+        ("blr-1", 1)
+    ]
+
+    for metadata, code in ((CUSTOMER, grpc.StatusCode.PERMISSION_DENIED),
+                           (ORDERS, grpc.StatusCode.PERMISSION_DENIED),
+                           ((), grpc.StatusCode.UNAUTHENTICATED)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.BatchSetStock(pb.BatchSetStockRequest(requests=[good]), metadata=metadata)
+        assert err.value.code() == code
+
+
 # --------------------------------------------------------------------------
 # Reservations
 # --------------------------------------------------------------------------

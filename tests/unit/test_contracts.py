@@ -41,6 +41,8 @@ REST_TABLE: dict[tuple[str, str], str] = {
         "ecom.inventory.v1.InventoryService.SetStock"
     ),
     ("GET", "/v1/inventory/{item_id}"): "ecom.inventory.v1.InventoryService.GetStock",
+    # Bulk stock loads (issue 12): SetStock for up to 1000 rows.
+    ("POST", "/v1/inventory:batchSetStock"): "ecom.inventory.v1.InventoryService.BatchSetStock",
     ("GET", "/v1/users/{user_id}/cart"): "ecom.cart.v1.CartService.GetCart",
     ("POST", "/v1/users/{user_id}/cart/items"): "ecom.cart.v1.CartService.AddCartItem",
     ("DELETE", "/v1/users/{user_id}/cart/items/{item_id}"): (

@@ -164,3 +164,46 @@ def test_unit_accounting_is_conserved(initial: int, ops: list[tuple[str, int, in
         held = sum(q for s, q in orders.values() if s is ReservationState.HELD)
         sold = sum(q for s, q in orders.values() if s is ReservationState.COMMITTED)
         assert (row["reserved"], row["sold"]) == (held, sold)
+
+
+# --------------------------------------------------------------------------
+# BatchSetStock validation
+# --------------------------------------------------------------------------
+
+
+def _row(item: str = "i1", wh: str = "blr-1", n: int = 1, rid: str = "r1") -> domain.StockSetting:
+    return domain.StockSetting(item, wh, n, rid)
+
+
+def test_batch_rows_are_named_by_position() -> None:
+    problems = domain.validate_batch_set_stock(
+        [_row(), _row("", "blr-2", -1, "r2"), _row("i1", "blr-1", 2, "r3"),
+         _row("i2", "blr-1", 1, "r1")],
+        "",
+    )
+    assert [p.field for p in problems] == [
+        "requests[1].item_id",
+        "requests[1].available",
+        "requests[2].warehouse_id",  # i1 at blr-1 again
+        "requests[3].request_id",  # r1 again
+    ]
+    assert "requests[0]" in problems[2].description
+
+
+def test_batch_size_bounds() -> None:
+    assert [p.field for p in domain.validate_batch_set_stock([], "")] == ["requests"]
+    many = [_row(f"i{i}", rid=f"r{i}") for i in range(domain.MAX_SET_STOCK_BATCH + 1)]
+    assert [p.field for p in domain.validate_batch_set_stock(many, "")] == ["requests"]
+    assert domain.validate_batch_set_stock(many[:-1], "") == []
+    assert [p.field for p in domain.validate_batch_set_stock([_row()], "k" * 65)] == [
+        "request_id"
+    ]
+
+
+@given(st.text(min_size=1, max_size=200), st.integers(0, 999))
+def test_derived_row_keys_are_stable_short_and_distinct(batch: str, index: int) -> None:
+    key = domain.row_request_id(batch, index)
+    assert key == domain.row_request_id(batch, index)
+    assert len(key) <= domain.MAX_ID_LENGTH and not any(c.isspace() for c in key)
+    assert key != domain.row_request_id(batch, index + 1)
+    assert domain.check_id("request_id", key) == []

@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ecom/inventory/v1/inventory.proto\x12\x11\x65\x63om.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n\x0eWarehouseStock\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\x03\x12\x16\n\x08reserved\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x84\x01\n\tItemStock\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x35\n\nwarehouses\x18\x02 \x03(\x0b\x32!.ecom.inventory.v1.WarehouseStock\x12\x17\n\x0ftotal_available\x18\x03 \x01(\x03\x12\x16\n\x0etotal_reserved\x18\x04 \x01(\x03\"q\n\x0fSetStockRequest\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cwarehouse_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tavailable\x18\x03 \x01(\x03\x12\x18\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"(\n\x0fGetStockRequest\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\".\n\x14\x42\x61tchGetStockRequest\x12\x16\n\x08item_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"D\n\x15\x42\x61tchGetStockResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.ecom.inventory.v1.ItemStock\"\\\n\x0fReservationLine\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1a\n\x0cwarehouse_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\"\xc7\x02\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.ecom.inventory.v1.ReservationState\x12\x31\n\x05lines\x18\x03 \x03(\x0b\x32\".ecom.inventory.v1.ReservationLine\x12\x0f\n\x07pincode\x18\x04 \x01(\t\x12\x34\n\x10hold_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erelease_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\x13ReserveStockRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x37\n\x05lines\x18\x02 \x03(\x0b\x32\".ecom.inventory.v1.ReservationLineB\x04\xe2\x41\x01\x02\x12\x15\n\x07pincode\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x34\n\x10hold_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x18\x43ommitReservationRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x19ReleaseReservationRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x02 \x01(\t\"/\n\x15GetReservationRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xa7\x01\n\x17ListReservationsRequest\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32#.ecom.inventory.v1.ReservationState\x12\x31\n\rupdate_before\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"i\n\x18ListReservationsResponse\x12\x34\n\x0creservations\x18\x01 \x03(\x0b\x32\x1e.ecom.inventory.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x92\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESERVATION_STATE_HELD\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x32\xde\x06\n\x10InventoryService\x12\x8f\x01\n\x08SetStock\x12\".ecom.inventory.v1.SetStockRequest\x1a!.ecom.inventory.v1.WarehouseStock\"<\x82\xd3\xe4\x93\x02\x36\x1a\x31/v1/inventory/{item_id}/warehouses/{warehouse_id}:\x01*\x12m\n\x08GetStock\x12\".ecom.inventory.v1.GetStockRequest\x1a\x1c.ecom.inventory.v1.ItemStock\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/inventory/{item_id}\x12\x62\n\rBatchGetStock\x12\'.ecom.inventory.v1.BatchGetStockRequest\x1a(.ecom.inventory.v1.BatchGetStockResponse\x12V\n\x0cReserveStock\x12&.ecom.inventory.v1.ReserveStockRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12`\n\x11\x43ommitReservation\x12+.ecom.inventory.v1.CommitReservationRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12\x62\n\x12ReleaseReservation\x12,.ecom.inventory.v1.ReleaseReservationRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12Z\n\x0eGetReservation\x12(.ecom.inventory.v1.GetReservationRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12k\n\x10ListReservations\x12*.ecom.inventory.v1.ListReservationsRequest\x1a+.ecom.inventory.v1.ListReservationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ecom/inventory/v1/inventory.proto\x12\x11\x65\x63om.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n\x0eWarehouseStock\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\x03\x12\x16\n\x08reserved\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x84\x01\n\tItemStock\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x35\n\nwarehouses\x18\x02 \x03(\x0b\x32!.ecom.inventory.v1.WarehouseStock\x12\x17\n\x0ftotal_available\x18\x03 \x01(\x03\x12\x16\n\x0etotal_reserved\x18\x04 \x01(\x03\"q\n\x0fSetStockRequest\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cwarehouse_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tavailable\x18\x03 \x01(\x03\x12\x18\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"l\n\x14\x42\x61tchSetStockRequest\x12:\n\x08requests\x18\x01 \x03(\x0b\x32\".ecom.inventory.v1.SetStockRequestB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"T\n\x0eSetStockResult\x12\x30\n\x05stock\x18\x01 \x01(\x0b\x32!.ecom.inventory.v1.WarehouseStock\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"K\n\x15\x42\x61tchSetStockResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.ecom.inventory.v1.SetStockResult\"(\n\x0fGetStockRequest\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\".\n\x14\x42\x61tchGetStockRequest\x12\x16\n\x08item_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"D\n\x15\x42\x61tchGetStockResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.ecom.inventory.v1.ItemStock\"\\\n\x0fReservationLine\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1a\n\x0cwarehouse_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\"\xc7\x02\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.ecom.inventory.v1.ReservationState\x12\x31\n\x05lines\x18\x03 \x03(\x0b\x32\".ecom.inventory.v1.ReservationLine\x12\x0f\n\x07pincode\x18\x04 \x01(\t\x12\x34\n\x10hold_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erelease_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\x13ReserveStockRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x37\n\x05lines\x18\x02 \x03(\x0b\x32\".ecom.inventory.v1.ReservationLineB\x04\xe2\x41\x01\x02\x12\x15\n\x07pincode\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x34\n\x10hold_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x18\x43ommitReservationRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x19ReleaseReservationRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x02 \x01(\t\"/\n\x15GetReservationRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xa7\x01\n\x17ListReservationsRequest\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32#.ecom.inventory.v1.ReservationState\x12\x31\n\rupdate_before\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"i\n\x18ListReservationsResponse\x12\x34\n\x0creservations\x18\x01 \x03(\x0b\x32\x1e.ecom.inventory.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x92\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESERVATION_STATE_HELD\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x32\xeb\x07\n\x10InventoryService\x12\x8f\x01\n\x08SetStock\x12\".ecom.inventory.v1.SetStockRequest\x1a!.ecom.inventory.v1.WarehouseStock\"<\x82\xd3\xe4\x93\x02\x36\x1a\x31/v1/inventory/{item_id}/warehouses/{warehouse_id}:\x01*\x12\x8a\x01\n\rBatchSetStock\x12\'.ecom.inventory.v1.BatchSetStockRequest\x1a(.ecom.inventory.v1.BatchSetStockResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/inventory:batchSetStock:\x01*\x12m\n\x08GetStock\x12\".ecom.inventory.v1.GetStockRequest\x1a\x1c.ecom.inventory.v1.ItemStock\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/inventory/{item_id}\x12\x62\n\rBatchGetStock\x12\'.ecom.inventory.v1.BatchGetStockRequest\x1a(.ecom.inventory.v1.BatchGetStockResponse\x12V\n\x0cReserveStock\x12&.ecom.inventory.v1.ReserveStockRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12`\n\x11\x43ommitReservation\x12+.ecom.inventory.v1.CommitReservationRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12\x62\n\x12ReleaseReservation\x12,.ecom.inventory.v1.ReleaseReservationRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12Z\n\x0eGetReservation\x12(.ecom.inventory.v1.GetReservationRequest\x1a\x1e.ecom.inventory.v1.Reservation\x12k\n\x10ListReservations\x12*.ecom.inventory.v1.ListReservationsRequest\x1a+.ecom.inventory.v1.ListReservationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETSTOCKREQUEST'].fields_by_name['warehouse_id']._serialized_options = b'\342A\001\002'
   _globals['_SETSTOCKREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_SETSTOCKREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_BATCHSETSTOCKREQUEST'].fields_by_name['requests']._loaded_options = None
+  _globals['_BATCHSETSTOCKREQUEST'].fields_by_name['requests']._serialized_options = b'\342A\001\002'
+  _globals['_BATCHSETSTOCKREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_BATCHSETSTOCKREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
   _globals['_GETSTOCKREQUEST'].fields_by_name['item_id']._loaded_options = None
   _globals['_GETSTOCKREQUEST'].fields_by_name['item_id']._serialized_options = b'\342A\001\002'
   _globals['_BATCHGETSTOCKREQUEST'].fields_by_name['item_ids']._loaded_options = None
@@ -68,38 +72,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRESERVATIONREQUEST'].fields_by_name['order_id']._serialized_options = b'\342A\001\002'
   _globals['_INVENTORYSERVICE'].methods_by_name['SetStock']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['SetStock']._serialized_options = b'\202\323\344\223\0026\0321/v1/inventory/{item_id}/warehouses/{warehouse_id}:\001*'
+  _globals['_INVENTORYSERVICE'].methods_by_name['BatchSetStock']._loaded_options = None
+  _globals['_INVENTORYSERVICE'].methods_by_name['BatchSetStock']._serialized_options = b'\202\323\344\223\002 \"\033/v1/inventory:batchSetStock:\001*'
   _globals['_INVENTORYSERVICE'].methods_by_name['GetStock']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['GetStock']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/inventory/{item_id}'
-  _globals['_RESERVATIONSTATE']._serialized_start=1772
-  _globals['_RESERVATIONSTATE']._serialized_end=1918
+  _globals['_RESERVATIONSTATE']._serialized_start=2045
+  _globals['_RESERVATIONSTATE']._serialized_end=2191
   _globals['_WAREHOUSESTOCK']._serialized_start=153
   _globals['_WAREHOUSESTOCK']._serialized_end=306
   _globals['_ITEMSTOCK']._serialized_start=309
   _globals['_ITEMSTOCK']._serialized_end=441
   _globals['_SETSTOCKREQUEST']._serialized_start=443
   _globals['_SETSTOCKREQUEST']._serialized_end=556
-  _globals['_GETSTOCKREQUEST']._serialized_start=558
-  _globals['_GETSTOCKREQUEST']._serialized_end=598
-  _globals['_BATCHGETSTOCKREQUEST']._serialized_start=600
-  _globals['_BATCHGETSTOCKREQUEST']._serialized_end=646
-  _globals['_BATCHGETSTOCKRESPONSE']._serialized_start=648
-  _globals['_BATCHGETSTOCKRESPONSE']._serialized_end=716
-  _globals['_RESERVATIONLINE']._serialized_start=718
-  _globals['_RESERVATIONLINE']._serialized_end=810
-  _globals['_RESERVATION']._serialized_start=813
-  _globals['_RESERVATION']._serialized_end=1140
-  _globals['_RESERVESTOCKREQUEST']._serialized_start=1143
-  _globals['_RESERVESTOCKREQUEST']._serialized_end=1322
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1324
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1374
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1376
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1443
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=1445
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=1492
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1495
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=1662
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=1664
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=1769
-  _globals['_INVENTORYSERVICE']._serialized_start=1921
-  _globals['_INVENTORYSERVICE']._serialized_end=2783
+  _globals['_BATCHSETSTOCKREQUEST']._serialized_start=558
+  _globals['_BATCHSETSTOCKREQUEST']._serialized_end=666
+  _globals['_SETSTOCKRESULT']._serialized_start=668
+  _globals['_SETSTOCKRESULT']._serialized_end=752
+  _globals['_BATCHSETSTOCKRESPONSE']._serialized_start=754
+  _globals['_BATCHSETSTOCKRESPONSE']._serialized_end=829
+  _globals['_GETSTOCKREQUEST']._serialized_start=831
+  _globals['_GETSTOCKREQUEST']._serialized_end=871
+  _globals['_BATCHGETSTOCKREQUEST']._serialized_start=873
+  _globals['_BATCHGETSTOCKREQUEST']._serialized_end=919
+  _globals['_BATCHGETSTOCKRESPONSE']._serialized_start=921
+  _globals['_BATCHGETSTOCKRESPONSE']._serialized_end=989
+  _globals['_RESERVATIONLINE']._serialized_start=991
+  _globals['_RESERVATIONLINE']._serialized_end=1083
+  _globals['_RESERVATION']._serialized_start=1086
+  _globals['_RESERVATION']._serialized_end=1413
+  _globals['_RESERVESTOCKREQUEST']._serialized_start=1416
+  _globals['_RESERVESTOCKREQUEST']._serialized_end=1595
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1597
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1647
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1649
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1716
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=1718
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=1765
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1768
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=1935
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=1937
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=2042
+  _globals['_INVENTORYSERVICE']._serialized_start=2194
+  _globals['_INVENTORYSERVICE']._serialized_end=3197
 # @@protoc_insertion_point(module_scope)

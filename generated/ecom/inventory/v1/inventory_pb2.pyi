@@ -61,6 +61,28 @@ class SetStockRequest(_message.Message):
     request_id: str
     def __init__(self, item_id: _Optional[str] = ..., warehouse_id: _Optional[str] = ..., available: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
+class BatchSetStockRequest(_message.Message):
+    __slots__ = ("requests", "request_id")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[SetStockRequest]
+    request_id: str
+    def __init__(self, requests: _Optional[_Iterable[_Union[SetStockRequest, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SetStockResult(_message.Message):
+    __slots__ = ("stock", "replayed")
+    STOCK_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    stock: WarehouseStock
+    replayed: bool
+    def __init__(self, stock: _Optional[_Union[WarehouseStock, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class BatchSetStockResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SetStockResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SetStockResult, _Mapping]]] = ...) -> None: ...
+
 class GetStockRequest(_message.Message):
     __slots__ = ("item_id",)
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,11 @@ class InventoryServiceStub:
                 request_serializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.SetStockRequest.SerializeToString,
                 response_deserializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.WarehouseStock.FromString,
                 _registered_method=True)
+        self.BatchSetStock = channel.unary_unary(
+                '/ecom.inventory.v1.InventoryService/BatchSetStock',
+                request_serializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.BatchSetStockRequest.SerializeToString,
+                response_deserializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.BatchSetStockResponse.FromString,
+                _registered_method=True)
         self.GetStock = channel.unary_unary(
                 '/ecom.inventory.v1.InventoryService/GetStock',
                 request_serializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.GetStockRequest.SerializeToString,
@@ -103,6 +108,20 @@ class InventoryServiceServicer:
         """Sets the sellable (`available`) units of an item at a warehouse, as
         counted by the warehouse. Units currently reserved are not affected.
         NOT_FOUND for unknown warehouses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchSetStock(self, request, context):
+        """SetStock for up to 1000 rows at once (bulk loads: a warehouse count, the
+        demo data). Each row follows SetStock's rules, is kept idempotent by its
+        own `request_id` or one derived from the batch's key (a retried row
+        returns its first result and changes nothing) and publishes its own
+        `inventory.stock` event. All or nothing:
+        the batch is one transaction, and a bad row fails the whole batch with
+        INVALID_ARGUMENT naming `requests[i].<field>` (NOT_FOUND naming the
+        row for an unknown warehouse). Admin only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,6 +199,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     request_deserializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.SetStockRequest.FromString,
                     response_serializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.WarehouseStock.SerializeToString,
             ),
+            'BatchSetStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchSetStock,
+                    request_deserializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.BatchSetStockRequest.FromString,
+                    response_serializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.BatchSetStockResponse.SerializeToString,
+            ),
             'GetStock': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStock,
                     request_deserializer=ecom_dot_inventory_dot_v1_dot_inventory__pb2.GetStockRequest.FromString,
@@ -253,6 +277,33 @@ class InventoryService:
             '/ecom.inventory.v1.InventoryService/SetStock',
             ecom_dot_inventory_dot_v1_dot_inventory__pb2.SetStockRequest.SerializeToString,
             ecom_dot_inventory_dot_v1_dot_inventory__pb2.WarehouseStock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchSetStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecom.inventory.v1.InventoryService/BatchSetStock',
+            ecom_dot_inventory_dot_v1_dot_inventory__pb2.BatchSetStockRequest.SerializeToString,
+            ecom_dot_inventory_dot_v1_dot_inventory__pb2.BatchSetStockResponse.FromString,
             options,
             channel_credentials,
             insecure,
