@@ -34,9 +34,10 @@ class Mailpit(Server):
     private instance (a test that stops and starts its own mail server)."""
 
     def __init__(self, name: str = "mailpit", smtp_port: int | None = None,
-                 http_port: int | None = None, stack_dir: Path | None = None) -> None:
+                 http_port: int | None = None, stack_dir: Path | None = None,
+                 env_var: str = "ECOM_SMTP_URL") -> None:
         super().__init__(name=name, port=smtp_port or PORTS["mailpit"],
-                         env_var="ECOM_SMTP_URL", start_timeout=30,
+                         env_var=env_var, start_timeout=30,
                          extra_ports=[http_port or PORTS["mailpit_http"]])
         self.http_port = http_port or PORTS["mailpit_http"]
         self._stack_dir = stack_dir
