@@ -349,3 +349,65 @@ async def test_failed_after_max_attempts_then_admin_retry(
     finally:
         if private_mailpit.pid() is None:
             private_mailpit.start()
+
+
+# --------------------------------------------------------------------------
+# kill -9 in the middle of a burst
+# --------------------------------------------------------------------------
+
+BURST_USERS = 20
+ORDERS_PER_USER = 10  # 200 events
+
+
+async def test_kill_9_mid_burst_leaves_exactly_one_message_per_event_and_channel(
+    services: Services, stubs, publisher: Publisher, mailpit: Mailpit,  # type: ignore[no-untyped-def]
+    smsc: FakeSmsc,
+) -> None:
+    users, _ = stubs
+    notify_svc = services.start("notify", **BASE_ENV)
+    people = [await sign_up(users) for _ in range(BURST_USERS)]
+    orders = {p.user_id: [order(p.user_id) for _ in range(ORDERS_PER_USER)] for p in people}
+    for os_ in orders.values():
+        for o in os_:
+            publisher.send(LIFECYCLE, transition(o, opb.ORDER_STATE_PLACED), flush=False)
+    publisher.flush()
+    total = 2 * BURST_USERS * ORDERS_PER_USER
+
+    async def settled(stub) -> int:  # type: ignore[no-untyped-def]
+        n = 0
+        for p in people:
+            n += sum(1 for x in await notifications_of(stub, p.user_id) if x.status in SETTLED)
+        return n
+
+    async with notify_svc.channel() as ch:
+        stub = notifications_pb2_grpc.NotificationServiceStub(ch)
+
+        async def some_sent() -> int:
+            return await settled(stub) >= 20
+
+        await wait_for(some_sent, 120, "the first messages sent")
+        notify_svc.kill()
+    restarted = services.start("notify", **BASE_ENV)
+    async with restarted.channel() as ch:
+        stub = notifications_pb2_grpc.NotificationServiceStub(ch)
+        at_restart = await settled(stub)
+        assert at_restart < total, "the burst finished before the kill; nothing was tested"
+
+        async def all_sent() -> bool:
+            return await settled(stub) == total
+
+        await wait_for(all_sent, 240, f"all {total} messages sent after the restart")
+        notes = [x for p in people for x in await notifications_of(stub, p.user_id)]
+    assert len(notes) == total
+    resent = sum(1 for n in notes if n.attempts > 1)
+    print(f"\nkill -9 burst: {at_restart}/{total} settled when killed; "
+          f"{resent} needed a second attempt after the restart")
+    for p in people:
+        numbers = sorted(n.subject for n in notes if n.user_id == p.user_id and n.channel == EMAIL)
+        subjects = sorted(m["Subject"] for m in mailpit.to(p.email))
+        assert subjects == numbers, (p.email, subjects)
+        texts = smsc.to(p.phone)
+        for o in orders[p.user_id]:
+            number = o.order_id.replace("-", "")[:8].upper()
+            assert sum(1 for t in texts if number in t) == 1, (p.phone, number, texts)
+        assert len(texts) == ORDERS_PER_USER
