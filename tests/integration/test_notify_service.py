@@ -10,6 +10,7 @@ Run: ECOM_TEST_SERVERS=mariadb,redis,kafka,mailpit,kannel
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -349,6 +350,93 @@ async def test_failed_after_max_attempts_then_admin_retry(
     finally:
         if private_mailpit.pid() is None:
             private_mailpit.start()
+
+
+# --------------------------------------------------------------------------
+# The crash window itself: the provider accepted, the process died before
+# recording SENT. Staged exactly: the row is claimed (SENDING, attempt 1,
+# with the lease a real attempt takes) and sent while svc_notify is down.
+# --------------------------------------------------------------------------
+
+CRASH_SECRET = "crash-window-test-secret"
+
+
+async def test_a_send_hidden_by_a_crash_is_not_repeated(
+    services: Services, stubs, stack: Stack, mailpit: Mailpit,  # type: ignore[no-untyped-def]
+    smsc: FakeSmsc,
+) -> None:
+    from mesh.db import make_engine
+    from svc_notify.channels import EmailChannel, Outgoing, SmsChannel
+    from svc_notify.domain import Channel, Status
+    from svc_notify.store import NewNotification, NotifyStore
+
+    users, _ = stubs
+    env = {**BASE_ENV, "ECOM_NOTIFY_DLR_SECRET": CRASH_SECRET}
+    services.start("notify", **env).stop()  # tables exist; nothing runs now
+    user = await sign_up(users)
+    oid = str(uuid.uuid4())
+    engine = await make_engine(stack.env["ECOM_MYSQL_URL"], stack.mysql_db("notify"))
+    store = NotifyStore(engine)
+    try:
+        ids: dict[Channel, str] = {}
+        async with store.transaction() as conn:
+            for ch, to, body in ((Channel.EMAIL, user.email, f"crash test {oid}"),
+                                 (Channel.SMS, user.phone, f"crash test {oid[:8]}")):
+                nid = await store.add(conn, NewNotification(
+                    user_id=user.user_id, channel=ch, template="order_placed",
+                    dedupe_key=f"crash/{oid}", source="test", order_id=oid, recipient=to,
+                    subject=f"Crash window {oid}", body=body, html=None))
+                assert nid
+                ids[ch] = nid
+        claimed = await store.claim_due(1000, {Channel.EMAIL: 0.0, Channel.SMS: 15.0})
+        mine = {r.channel: r for r in claimed if r.notification_id in ids.values()}
+        assert {c: r.status for c, r in mine.items()} == {Channel.EMAIL: Status.SENDING,
+                                                          Channel.SMS: Status.SENDING}
+        # The attempts that "crashed": both providers accept.
+        email_ch = EmailChannel(stack.env["ECOM_SMTP_URL"], "ecom <orders@ecom.local>")
+        sms_ch = SmsChannel(stack.env["ECOM_SMS_URL"], f"http://{DLR_ADDR}/dlr",
+                            CRASH_SECRET.encode())
+        for ch, sender in ((Channel.EMAIL, email_ch), (Channel.SMS, sms_ch)):
+            r = mine[ch]
+            await sender.send(Outgoing(r.notification_id, r.message_id, r.recipient, r.subject,
+                                       r.body, None, oid))
+            await sender.close()
+        sms_lease_end = mine[Channel.SMS].next_attempt_at
+
+        notify_svc = services.start("notify", **env)
+        async with notify_svc.channel() as ch:
+            stub = notifications_pb2_grpc.NotificationServiceStub(ch)
+
+            async def settled() -> dict[int, npb.Notification] | None:
+                found = {n.channel: n for n in await notifications_of(stub, user.user_id)
+                         if n.order_id == oid}
+                if (found.get(EMAIL) and found[EMAIL].status == npb.NOTIFICATION_STATUS_SENT
+                        and found.get(SMS)
+                        and found[SMS].status == npb.NOTIFICATION_STATUS_DELIVERED):
+                    return found
+                return None
+
+            found = await wait_for(settled, 60, "email resent and SMS report applied")
+            # Email: sent again (its lease had ended) with the same Message-ID.
+            assert found[EMAIL].attempts == 2
+            # SMS: the delivery report, retried by smsbox while svc_notify was
+            # down, settled it inside its lease; it is never sent again.
+            assert found[SMS].attempts == 1
+
+            async def lease_over() -> bool:
+                from mesh.db import utcnow
+                return utcnow() > sms_lease_end
+
+            await wait_for(lease_over, 30, "the SMS lease to end")
+            await asyncio.sleep(1.0)  # one more dispatcher pass after the lease
+            again = {n.channel: n for n in await notifications_of(stub, user.user_id)
+                     if n.order_id == oid}
+            assert again[SMS].attempts == 1
+        mails = mailpit.to(user.email)
+        assert [m["Subject"] for m in mails] == [f"Crash window {oid}"]
+        assert len(smsc.to(user.phone)) == 1
+    finally:
+        await engine.dispose()
 
 
 # --------------------------------------------------------------------------
