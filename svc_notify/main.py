@@ -53,6 +53,10 @@ class NotifySettings(mesh.ServiceSettings):
     notify_batch: int = Field(default=16, ge=1)
     notify_poll_seconds: float = Field(default=0.2, gt=0)
     notify_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Kafka consumers per process, in one group: each applies the events of
+    # its own partitions in order, so their waits on users, MariaDB and
+    # Kafka overlap.
+    notify_consumers: int = Field(default=3, ge=1, le=16)
 
 
 def dlr_secret(settings: NotifySettings) -> bytes:
@@ -78,7 +82,7 @@ async def build() -> mesh.Service:
     settings = mesh.load_settings(NotifySettings)
     mesh.configure_logging(settings.log_level, service="notify")
     engine = await make_engine(settings.mysql_url, settings.database("notify"),
-                               isolation_level="READ COMMITTED")
+                               isolation_level="READ COMMITTED", pool_size=10, max_overflow=10)
     store = NotifyStore(engine)
     await store.create_tables()
     await asyncio.to_thread(ensure_topics, make_admin(settings.kafka_bootstrap), list(TOPICS),
@@ -106,11 +110,16 @@ async def build() -> mesh.Service:
                           cap_seconds=settings.notify_backoff_cap_seconds),
     ))
     events = NotifyEvents(service)
-    consumer = IdempotentConsumer(
-        make_consumer(settings.kafka_bootstrap, settings.topic_prefix + CONSUMER_NAME),
-        engine, name=CONSUMER_NAME,
-        topics=[topic_name(t, settings.topic_prefix) for t in TOPICS], handler=events.handle,
-    )
+    consumers = [
+        IdempotentConsumer(
+            make_consumer(settings.kafka_bootstrap, settings.topic_prefix + CONSUMER_NAME,
+                          client_id=f"svc_notify-{i}"),
+            engine, name=CONSUMER_NAME,
+            topics=[topic_name(t, settings.topic_prefix) for t in TOPICS],
+            handler=events.handle,
+        )
+        for i in range(settings.notify_consumers)
+    ]
     reports = DeliveryReportServer(service, secret, host, port)
     await reports.start()
 
@@ -118,12 +127,14 @@ async def build() -> mesh.Service:
     svc.add_servicer(NotificationApi(service),
                      notifications_pb2_grpc.add_NotificationServiceServicer_to_server)
     svc.add_dependency("mariadb", store.ping)
-    svc.add_task("events-consumer", lambda: events.run(consumer))
+    for i, consumer in enumerate(consumers):
+        svc.add_task(f"events-consumer-{i}", lambda c=consumer: events.run(c))  # type: ignore[misc]
     svc.add_task("dispatcher", service.dispatch_forever)
     svc.add_task("delivery-reports", reports.run)
     svc.on_shutdown(engine.dispose)
     svc.on_shutdown(channels.close)
-    svc.on_shutdown(consumer.close)
+    for consumer in consumers:
+        svc.on_shutdown(consumer.close)
     svc.on_shutdown(reports.close)
     for sender in senders.values():
         svc.on_shutdown(sender.close)

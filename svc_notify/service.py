@@ -123,9 +123,7 @@ class NotifyService:
         """Record one notification per channel of `intent` in the caller's
         transaction; the ids created (none for a duplicate). Raises what
         svc_users raised when it could not answer (the event is retried)."""
-        existing = [await self.store.get_by_key(conn, intent.dedupe_key, ch)
-                    for ch in intent.channels]
-        if all(row is not None for row in existing):
+        if await self.store.count_by_key(conn, intent.dedupe_key) >= len(intent.channels):
             return []  # a duplicate: no need to ask users again
         try:
             who = await self.users.recipient(intent.user_id)

@@ -322,6 +322,11 @@ class NotifyStore(SqlStore):
                 row = (await c.execute(query)).first()
         return _row(row) if row else None
 
+    async def count_by_key(self, conn: AsyncConnection, dedupe_key: str) -> int:
+        """How many channels already hold a row for this fact."""
+        return int(await conn.scalar(
+            sa.select(sa.func.count()).where(notifications.c.dedupe_key == dedupe_key)) or 0)
+
     async def list_page(
         self, *, user_id: str | None = None, status: Status | None = None,
         channel: Channel | None = None, size: int, token: str = "",
