@@ -166,9 +166,9 @@ class DeliveryReportServer:
         self.reports = 0
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(
-            self._handle, self.host, self.port, reuse_port=True
-        )
+        # No SO_REUSEPORT: a second process on this address (another
+        # deployment's database) would take reports meant for this one.
+        self.server = await asyncio.start_server(self._handle, self.host, self.port)
 
     async def run(self) -> None:
         if self.server is None:
