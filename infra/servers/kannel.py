@@ -170,6 +170,7 @@ def _launch(config: str, admin_port: int, fake_port: int) -> int:
     """Run bearerbox, then fakesmsc and smsbox once bearerbox listens; stop
     them all when one exits or on SIGTERM (the exit code says which)."""
     children: list[subprocess.Popen[bytes]] = []
+    names: dict[int, str] = {}
     stopping = False
 
     def stop(*_: object) -> None:
@@ -189,11 +190,13 @@ def _launch(config: str, admin_port: int, fake_port: int) -> int:
     children.append(subprocess.Popen(
         [FAKESMSC, "-H", "127.0.0.1", "-r", str(fake_port), "-m", "0", "-i", "0.1", "ack"]))
     children.append(subprocess.Popen([SMSBOX, "-v", "1", config]))
+    names.update({c.pid: str(c.args[0]) if isinstance(c.args, list) else "?" for c in children})
     code = 0
     while not stopping:
         for c in children:
             if c.poll() is not None:
-                print(f"kannel launcher: {c.args[0]} exited with {c.returncode}", flush=True)
+                print(f"kannel launcher: {names.get(c.pid, '?')} exited with {c.returncode}",
+                      flush=True)
                 code = c.returncode or 1
                 stopping = True
         time.sleep(0.2)

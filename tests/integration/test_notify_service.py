@@ -247,6 +247,40 @@ async def test_send_notification_is_internal_and_idempotent(
     assert [n.template for n in own.notifications] == ["welcome"]
 
 
+async def test_a_request_on_notify_requests_is_sent_once(
+    stubs, publisher: Publisher, smsc: FakeSmsc  # type: ignore[no-untyped-def]
+) -> None:
+    from ecom.events.v1 import events_pb2
+
+    users, notify = stubs
+    user = await sign_up(users, name="Meera")
+    env = events_pb2.EventEnvelope(
+        event_id=uuid.uuid4().hex, event_type="ecom.events.v1.NotificationRequested",
+        entity_key=user.user_id, producer="svc_users",
+        notification_requested=events_pb2.NotificationRequested(
+            user_id=user.user_id, channel=SMS, template="welcome"))
+    publisher.send("notify.requests", env)
+    publisher.send("notify.requests", env)  # delivered twice
+    # Another request after them on the same partition (key user_id): once
+    # it is handled, so were the two before it.
+    barrier = events_pb2.EventEnvelope()
+    barrier.CopyFrom(env)
+    barrier.event_id = uuid.uuid4().hex
+    barrier.notification_requested.channel = EMAIL
+    publisher.send("notify.requests", barrier)
+
+    async def settled() -> list[npb.Notification] | None:
+        notes = await notifications_of(notify, user.user_id)
+        ok = len(notes) == 2 and {n.status for n in notes} == {
+            npb.NOTIFICATION_STATUS_DELIVERED, npb.NOTIFICATION_STATUS_SENT}
+        return notes if ok else None
+
+    notes = await wait_for(settled, 60, "requested SMS delivered and email sent")
+    assert sorted((n.channel, n.template) for n in notes) == [(EMAIL, "welcome"),
+                                                              (SMS, "welcome")]
+    assert smsc.to(user.phone) == ["ecom: welcome, Meera."]
+
+
 # --------------------------------------------------------------------------
 # The mail server down: retries with backoff, then sent once; or FAILED
 # after the last attempt, listed for an admin, who retries it.
