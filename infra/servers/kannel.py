@@ -35,7 +35,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from infra.core import STACK, Server, apt_install, port_open, run
+from infra.core import STACK, Server, apt_install, chown_tree, ensure_service_user, port_open, run
 from infra.stack import PORTS
 
 PACKAGES = ["kannel", "kannel-extras"]
@@ -135,6 +135,11 @@ class Kannel(Server):
             password=self.password(), user=SENDSMS_USER,
         ))
         self.config_file.chmod(0o600)
+        # The launcher stays with the invoking user (it only supervises);
+        # bearerbox, smsbox and fakesmsc drop to the unprivileged account,
+        # which owns the config, the store and the logs.
+        if os.geteuid() == 0:
+            chown_tree(self.data_dir, *ensure_service_user())
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "infra.servers.kannel", "run", str(self.config_file),
@@ -179,7 +184,21 @@ def _launch(config: str, admin_port: int, fake_port: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    children.append(subprocess.Popen([BEARERBOX, "-v", "1", config]))
+    # Under root, the gateway processes run as the config's owner (the
+    # service account prepare() handed it to), never as root.
+    owner = os.stat(config)
+    drop = None
+    if os.geteuid() == 0 and owner.st_uid != 0:
+
+        def drop() -> None:
+            os.setgid(owner.st_gid)
+            os.setgroups([])
+            os.setuid(owner.st_uid)
+
+    def spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, preexec_fn=drop)  # noqa: PLW1509 - no threads here
+
+    children.append(spawn([BEARERBOX, "-v", "1", config]))
     deadline = time.monotonic() + 20
     while not (port_open(admin_port) and port_open(fake_port)):
         if time.monotonic() > deadline or children[0].poll() is not None or stopping:
@@ -187,9 +206,9 @@ def _launch(config: str, admin_port: int, fake_port: int) -> int:
             return 1
         time.sleep(0.2)
     # -m 0: send no mobile-originated messages, only receive and print.
-    children.append(subprocess.Popen(
+    children.append(spawn(
         [FAKESMSC, "-H", "127.0.0.1", "-r", str(fake_port), "-m", "0", "-i", "0.1", "ack"]))
-    children.append(subprocess.Popen([SMSBOX, "-v", "1", config]))
+    children.append(spawn([SMSBOX, "-v", "1", config]))
     names.update({c.pid: str(c.args[0]) if isinstance(c.args, list) else "?" for c in children})
     code = 0
     while not stopping:
