@@ -70,8 +70,9 @@ class Mailpit(Server):
             "--database", str(self.data_dir / "mailpit.db"),
             "--disable-version-check",
             "--ignore-duplicate-ids",
-            # Keep every message (the default prunes beyond 500).
-            "--max", "0",
+            # The default prunes beyond 500 messages, fewer than one test
+            # run sends; keep 100,000 (the oldest go first).
+            "--max", "100000",
         ]
 
     def ready(self) -> bool:
