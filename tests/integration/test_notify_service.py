@@ -474,6 +474,61 @@ async def test_a_send_hidden_by_a_crash_is_not_repeated(
 
 
 # --------------------------------------------------------------------------
+# Two processes on one database and consumer group
+# --------------------------------------------------------------------------
+
+
+async def test_two_processes_share_the_work_and_send_each_message_once(
+    services: Services, stubs, stack: Stack, publisher: Publisher,  # type: ignore[no-untyped-def]
+    mailpit: Mailpit, smsc: FakeSmsc,
+) -> None:
+    import subprocess
+    import sys
+
+    from infra.core import REPO, STACK
+    from tests.conftest import _wait_serving
+
+    users, _ = stubs
+    services.start("notify", **BASE_ENV)
+    env = {**services.env, **BASE_ENV, "ECOM_NOTIFY_ADDR": f"127.0.0.1:{free_port()}",
+           "ECOM_NOTIFY_DLR_ADDR": f"127.0.0.1:{free_port()}"}
+    log = STACK / "logs" / f"test-{stack.run_id}-notify-second.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "svc_notify.main"], stdout=out,
+                                stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                start_new_session=True)
+    second = RunningService("notify", env["ECOM_NOTIFY_ADDR"], proc, log)
+    try:
+        _wait_serving(second, 90)
+        people = [await sign_up(users) for _ in range(10)]
+        orders = {p.user_id: [order(p.user_id) for _ in range(10)] for p in people}
+        for os_ in orders.values():
+            for o in os_:
+                publisher.send(LIFECYCLE, transition(o, opb.ORDER_STATE_PLACED), flush=False)
+        publisher.flush()
+        async with second.channel() as ch:
+            stub = notifications_pb2_grpc.NotificationServiceStub(ch)
+
+            async def all_settled() -> bool:
+                n = 0
+                for p in people:
+                    n += sum(1 for x in await notifications_of(stub, p.user_id)
+                             if x.status in SETTLED)
+                return n == 200
+
+            await wait_for(all_settled, 180, "200 messages sent by two processes")
+        for p in people:
+            assert len(mailpit.to(p.email)) == 10
+            texts = smsc.to(p.phone)
+            assert len(texts) == 10
+            for o in orders[p.user_id]:
+                number = o.order_id.replace("-", "")[:8].upper()
+                assert sum(1 for t in texts if number in t) == 1, (number, texts)
+    finally:
+        second.stop()
+
+
+# --------------------------------------------------------------------------
 # kill -9 in the middle of a burst
 # --------------------------------------------------------------------------
 
