@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from ecom.users.v1 import users_pb2, users_pb2_grpc
@@ -274,18 +271,3 @@ class NotifyService:
         assert fresh is not None
         return fresh
 
-
-async def wait_until(pred: Callable[[], Awaitable[bool]], timeout: float) -> bool:
-    """Poll `pred` until true or `timeout` (for callers that wait on state)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await pred():
-            return True
-        await asyncio.sleep(0.1)
-    return False
-
-
-def describe(row: NotificationRow) -> dict[str, Any]:
-    """A log-friendly summary of a row."""
-    return {"id": row.notification_id, "channel": row.channel.value,
-            "status": row.status.value, "attempts": row.attempts}
