@@ -98,6 +98,9 @@ def main() -> int:
     from svc_catalog.demo import demo_item_ids
 
     item = demo_item_ids()[0]
+    from infra import stack
+
+    mailpit = stack.env()["ECOM_MAILPIT_URL"]
     print(f"""
 ecom is up. The REST edge: {edge}   (OpenAPI: {edge}/openapi.json)
 
@@ -112,6 +115,9 @@ ecom is up. The REST edge: {edge}   (OpenAPI: {edge}/openapi.json)
 
 The first admin comes from ECOM_ADMIN_EMAIL / ECOM_ADMIN_PASSWORD
 (local defaults admin@ecom.local / ecom-admin-local).
+Order emails land in Mailpit: curl -s {mailpit}/api/v1/messages
+(after login: curl -s -H "Authorization: Bearer $TOKEN" {edge}/v1/users/me/notifications);
+SMS reach Kannel's fake SMSC, logged in .stack/logs/kannel.log ("Got message").
 Services speak gRPC on 127.0.0.1:50051-50060 (grpcurl -plaintext ADDR list);
 Envoy's admin interface is on 127.0.0.1:19901. `make status` shows everything; `make down` stops it.
 """)

@@ -16,6 +16,12 @@ PORTS = {
     "elasticsearch": 19200,  # + transport 19300
     "cassandra": 19042,  # + storage 17000
     "ferretdb": 17017,
+    "mailpit": 12025,  # SMTP
+    "mailpit_http": 18025,  # HTTP API
+    "kannel_sendsms": 13013,  # smsbox sendsms HTTP
+    "kannel_admin": 13010,  # bearerbox admin HTTP
+    "kannel_smsbox": 13011,  # bearerbox <- smsbox
+    "kannel_fake": 13012,  # bearerbox <- fakesmsc
 }
 
 
@@ -25,10 +31,13 @@ def all_servers() -> list[Server]:
     from infra.servers.elasticsearch import Elasticsearch
     from infra.servers.ferretdb import FerretDB
     from infra.servers.kafka import Kafka
+    from infra.servers.kannel import Kannel
+    from infra.servers.mailpit import Mailpit
     from infra.servers.mariadb import MariaDB
     from infra.servers.redis import Redis
 
-    return [MariaDB(), Redis(), FerretDB(), Kafka(), Elasticsearch(), Cassandra()]
+    return [MariaDB(), Redis(), FerretDB(), Kafka(), Elasticsearch(), Cassandra(), Mailpit(),
+            Kannel()]
 
 
 def select(names: list[str] | None) -> list[Server]:
@@ -87,5 +96,15 @@ def env() -> dict[str, str]:
         "ECOM_ES_URL": f"http://127.0.0.1:{PORTS['elasticsearch']}",
         "ECOM_CASSANDRA_HOSTS": f"127.0.0.1:{PORTS['cassandra']}",
         "ECOM_MONGO_URL": f"mongodb://127.0.0.1:{PORTS['ferretdb']}/",
+        "ECOM_SMTP_URL": f"smtp://127.0.0.1:{PORTS['mailpit']}",
+        # Mailpit's HTTP API: where tests (and people) read the mail sent.
+        "ECOM_MAILPIT_URL": f"http://127.0.0.1:{PORTS['mailpit_http']}",
+        "ECOM_SMS_URL": _kannel_url(),
     }
     return {k: os.environ.get(k, v) for k, v in local.items()}
+
+
+def _kannel_url() -> str:
+    from infra.servers.kannel import Kannel
+
+    return Kannel().url

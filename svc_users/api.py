@@ -72,6 +72,9 @@ def user_to_proto(user: User) -> users_pb2.User:
         role=_ROLE_TO_PROTO[user.role],
         create_time=_ts(user.create_time),
         update_time=_ts(user.update_time),
+        notification_preferences=users_pb2.NotificationPreferences(
+            sms_enabled=user.sms_notifications
+        ),
     )
     if user.default_address is not None:
         msg.default_address.CopyFrom(address_to_proto(user.default_address))
@@ -133,8 +136,12 @@ class UserApi(users_pb2_grpc.UserServiceServicer):
         user_id = _require(request.user_id, "user_id")
         if not request.HasField("user"):
             raise InvalidArgument.for_field("user", "is required")
+        prefs = request.user.notification_preferences
         change = validate_profile_change(
-            list(request.update_mask.paths), request.user.name, request.user.phone
+            list(request.update_mask.paths), request.user.name, request.user.phone,
+            sms_enabled=(
+                prefs.sms_enabled if request.user.HasField("notification_preferences") else None
+            ),
         )
         return user_to_proto(await self.service.update_user(user_id, change))
 

@@ -70,6 +70,8 @@ class User:
     create_time: datetime
     update_time: datetime
     default_address: Address | None = None
+    # Order and payment updates by SMS (transactional email is always on).
+    sms_notifications: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,11 @@ class ProfileChange:
 
     name: str | None = None
     phone: str | None = None
+    sms_notifications: bool | None = None
 
     @property
     def empty(self) -> bool:
-        return self.name is None and self.phone is None
+        return self.name is None and self.phone is None and self.sms_notifications is None
 
 
 @dataclass
@@ -194,17 +197,22 @@ def validate_sign_up(email: str, password: str, name: str, phone: str) -> SignUp
     return SignUp(normalized, password, clean_name, clean_phone)
 
 
-UPDATABLE_PROFILE_FIELDS = ("name", "phone")
+UPDATABLE_PROFILE_FIELDS = (
+    "name", "phone", "notification_preferences", "notification_preferences.sms_enabled"
+)
 
 
 def validate_profile_change(
-    mask_paths: Sequence[str], name: str, phone: str, *, prefix: str = "user."
+    mask_paths: Sequence[str], name: str, phone: str, *, prefix: str = "user.",
+    sms_enabled: bool | None = None,
 ) -> ProfileChange:
     """The change an UpdateUser asks for.
 
     ``mask_paths`` names the fields to change (``name``, ``phone``); an empty
     mask means every updatable field given a non-empty value. A masked
     ``phone`` may be empty (clears it); a masked ``name`` may not.
+    ``sms_enabled`` is the request's ``notification_preferences.sms_enabled``,
+    None when the request carries no preferences.
     """
     v = _Violations()
     if mask_paths:
@@ -219,12 +227,17 @@ def validate_profile_change(
         paths = set(mask_paths)
     else:
         paths = {p for p, val in (("name", name), ("phone", phone)) if val.strip()}
+        if sms_enabled is not None:
+            paths.add("notification_preferences")
+    new_sms = None
+    if paths & {"notification_preferences", "notification_preferences.sms_enabled"}:
+        new_sms = bool(sms_enabled)
     new_name = _check_name(v, prefix + "name", name) if "name" in paths else None
     new_phone = (
         _check_phone(v, prefix + "phone", phone, required=False) if "phone" in paths else None
     )
     v.raise_if_any()
-    return ProfileChange(name=new_name, phone=new_phone)
+    return ProfileChange(name=new_name, phone=new_phone, sms_notifications=new_sms)
 
 
 def validate_address(

@@ -23,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh import tokens
-from mesh.auth import require_owner_or_admin
+from mesh.auth import current_caller, require_owner_or_admin
 from mesh.errors import AlreadyExists, NotFound, Unauthenticated
 from svc_users.domain import (
     Address,
@@ -43,6 +43,8 @@ log = logging.getLogger("svc_users.service")
 # apart would let anyone probe which emails have accounts.
 LOGIN_FAILED = "email or password is incorrect"
 ADMIN_NAME = "Administrator"
+# Role of service identities (mesh.call_scope callers of other services).
+SERVICE_ROLE = "service"
 
 
 @dataclass(frozen=True)
@@ -199,8 +201,12 @@ class UsersService:
 
     async def get_user(self, user_id: str) -> User:
         """The profile with its default address: from the cache when there,
-        else from MariaDB (and then cached)."""
-        require_owner_or_admin(user_id)
+        else from MariaDB (and then cached). Readable by the user, an admin,
+        and other services acting on their own behalf (svc_notify looks up
+        where to send a user's notifications)."""
+        caller = current_caller()
+        if caller is None or SERVICE_ROLE not in caller.roles:
+            require_owner_or_admin(user_id)
         cached = await self.cache.get(user_id)
         if cached is not None:
             return cached

@@ -67,6 +67,7 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("create_time", DT, nullable=False),
     sa.Column("update_time", DT, nullable=False),
+    sa.Column("sms_notifications", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 addresses = sa.Table(
@@ -193,6 +194,7 @@ def _user(row: Any, default_address: Address | None) -> User:
         create_time=_aware(row.create_time),
         update_time=_aware(row.update_time),
         default_address=default_address,
+        sms_notifications=bool(row.sms_notifications),
     )
 
 
@@ -327,6 +329,8 @@ class UserStore:
                 values["name"] = change.name
             if change.phone is not None:
                 values["phone"] = change.phone
+            if change.sms_notifications is not None:
+                values["sms_notifications"] = change.sms_notifications
             if values:
                 values["update_time"] = _naive(utcnow())
                 await conn.execute(
@@ -518,6 +522,7 @@ def _user_from_json(raw: str | bytes) -> User:
         create_time=datetime.fromisoformat(data["create_time"]),
         update_time=datetime.fromisoformat(data["update_time"]),
         default_address=default_address,
+        sms_notifications=bool(data.get("sms_notifications", True)),
     )
 
 

@@ -221,6 +221,8 @@ class Services:
         }
         for name in SERVICES:
             self.env[f"ECOM_{name.upper()}_ADDR"] = f"127.0.0.1:{_free_port()}"
+        # svc_notify's HTTP endpoint for SMS delivery reports, also per run.
+        self.env["ECOM_NOTIFY_DLR_ADDR"] = f"127.0.0.1:{_free_port()}"
 
     def addr(self, name: str) -> str:
         return self.env[f"ECOM_{name.upper()}_ADDR"]

@@ -46,7 +46,7 @@ async def test_upgrade_from_empty_is_idempotent_and_concurrent_safe(
     assert await _tables(engine) == {"alembic_version", "users", "addresses", "request_ids"}
     await store.migrate(engine, name)
     async with engine.connect() as conn:
-        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0001"
+        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0002"
 
 
 async def test_database_allows_one_default_per_user(empty_db: tuple[AsyncEngine, str]) -> None:

@@ -71,6 +71,11 @@ REST_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/v1/users/{user_id}/notifications"): (
         "ecom.notifications.v1.NotificationService.ListUserNotifications"
     ),
+    # Operators: failed notifications and their retry (admin).
+    ("GET", "/v1/notifications"): "ecom.notifications.v1.NotificationService.ListNotifications",
+    ("POST", "/v1/notifications/{notification_id}:retry"): (
+        "ecom.notifications.v1.NotificationService.RetryNotification"
+    ),
 }
 
 # Query-string parameters docs/architecture.md names; each must be a request field.

@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ecom/notifications/v1/notifications.proto\x12\x15\x65\x63om.notifications.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x02\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12/\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1e.ecom.notifications.v1.Channel\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x39\n\x06status\x18\x08 \x01(\x0e\x32).ecom.notifications.v1.NotificationStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsend_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa7\x02\n\x17SendNotificationRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1e.ecom.notifications.v1.ChannelB\x04\xe2\x41\x01\x02\x12\x16\n\x08template\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12J\n\x06params\x18\x04 \x03(\x0b\x32:.ecom.notifications.v1.SendNotificationRequest.ParamsEntry\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x18\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8d\x01\n\x1cListUserNotificationsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1e.ecom.notifications.v1.Channel\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"t\n\x1dListUserNotificationsResponse\x12:\n\rnotifications\x18\x01 \x03(\x0b\x32#.ecom.notifications.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*F\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02*\x97\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aNOTIFICATION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03\x32\xae\x02\n\x13NotificationService\x12g\n\x10SendNotification\x12..ecom.notifications.v1.SendNotificationRequest\x1a#.ecom.notifications.v1.Notification\x12\xad\x01\n\x15ListUserNotifications\x12\x33.ecom.notifications.v1.ListUserNotificationsRequest\x1a\x34.ecom.notifications.v1.ListUserNotificationsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/users/{user_id}/notificationsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ecom/notifications/v1/notifications.proto\x12\x15\x65\x63om.notifications.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x04\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12/\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1e.ecom.notifications.v1.Channel\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x39\n\x06status\x18\x08 \x01(\x0e\x32).ecom.notifications.v1.NotificationStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsend_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\r \x01(\t\x12\x10\n\x08\x61ttempts\x18\x0e \x01(\x05\x12\x30\n\x0c\x64\x65liver_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x11 \x01(\t\"\xa7\x02\n\x17SendNotificationRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1e.ecom.notifications.v1.ChannelB\x04\xe2\x41\x01\x02\x12\x16\n\x08template\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12J\n\x06params\x18\x04 \x03(\x0b\x32:.ecom.notifications.v1.SendNotificationRequest.ParamsEntry\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x18\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8d\x01\n\x1cListUserNotificationsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1e.ecom.notifications.v1.Channel\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"|\n\x18ListNotificationsRequest\x12\x39\n\x06status\x18\x01 \x01(\x0e\x32).ecom.notifications.v1.NotificationStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"p\n\x19ListNotificationsResponse\x12:\n\rnotifications\x18\x01 \x03(\x0b\x32#.ecom.notifications.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x18RetryNotificationRequest\x12\x1d\n\x0fnotification_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"t\n\x1dListUserNotificationsResponse\x12:\n\rnotifications\x18\x01 \x03(\x0b\x32#.ecom.notifications.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*F\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02*\xde\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aNOTIFICATION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03\x12!\n\x1dNOTIFICATION_STATUS_DELIVERED\x10\x04\x12\"\n\x1eNOTIFICATION_STATUS_SUPPRESSED\x10\x05\x32\xe4\x04\n\x13NotificationService\x12g\n\x10SendNotification\x12..ecom.notifications.v1.SendNotificationRequest\x1a#.ecom.notifications.v1.Notification\x12\xad\x01\n\x15ListUserNotifications\x12\x33.ecom.notifications.v1.ListUserNotificationsRequest\x1a\x34.ecom.notifications.v1.ListUserNotificationsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/users/{user_id}/notifications\x12\x91\x01\n\x11ListNotifications\x12/.ecom.notifications.v1.ListNotificationsRequest\x1a\x30.ecom.notifications.v1.ListNotificationsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\x9f\x01\n\x11RetryNotification\x12/.ecom.notifications.v1.RetryNotificationRequest\x1a#.ecom.notifications.v1.Notification\"4\x82\xd3\xe4\x93\x02.\")/v1/notifications/{notification_id}:retry:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,22 +46,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENDNOTIFICATIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002'
   _globals['_LISTUSERNOTIFICATIONSREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_LISTUSERNOTIFICATIONSREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
+  _globals['_RETRYNOTIFICATIONREQUEST'].fields_by_name['notification_id']._loaded_options = None
+  _globals['_RETRYNOTIFICATIONREQUEST'].fields_by_name['notification_id']._serialized_options = b'\342A\001\002'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListUserNotifications']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListUserNotifications']._serialized_options = b'\202\323\344\223\002#\022!/v1/users/{user_id}/notifications'
-  _globals['_CHANNEL']._serialized_start=1099
-  _globals['_CHANNEL']._serialized_end=1169
-  _globals['_NOTIFICATIONSTATUS']._serialized_start=1172
-  _globals['_NOTIFICATIONSTATUS']._serialized_end=1323
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._loaded_options = None
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/notifications'
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['RetryNotification']._loaded_options = None
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['RetryNotification']._serialized_options = b'\202\323\344\223\002.\")/v1/notifications/{notification_id}:retry:\001*'
+  _globals['_CHANNEL']._serialized_start=1575
+  _globals['_CHANNEL']._serialized_end=1645
+  _globals['_NOTIFICATIONSTATUS']._serialized_start=1648
+  _globals['_NOTIFICATIONSTATUS']._serialized_end=1870
   _globals['_NOTIFICATION']._serialized_start=165
-  _globals['_NOTIFICATION']._serialized_end=537
-  _globals['_SENDNOTIFICATIONREQUEST']._serialized_start=540
-  _globals['_SENDNOTIFICATIONREQUEST']._serialized_end=835
-  _globals['_SENDNOTIFICATIONREQUEST_PARAMSENTRY']._serialized_start=790
-  _globals['_SENDNOTIFICATIONREQUEST_PARAMSENTRY']._serialized_end=835
-  _globals['_LISTUSERNOTIFICATIONSREQUEST']._serialized_start=838
-  _globals['_LISTUSERNOTIFICATIONSREQUEST']._serialized_end=979
-  _globals['_LISTUSERNOTIFICATIONSRESPONSE']._serialized_start=981
-  _globals['_LISTUSERNOTIFICATIONSRESPONSE']._serialized_end=1097
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=1326
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1628
+  _globals['_NOTIFICATION']._serialized_end=694
+  _globals['_SENDNOTIFICATIONREQUEST']._serialized_start=697
+  _globals['_SENDNOTIFICATIONREQUEST']._serialized_end=992
+  _globals['_SENDNOTIFICATIONREQUEST_PARAMSENTRY']._serialized_start=947
+  _globals['_SENDNOTIFICATIONREQUEST_PARAMSENTRY']._serialized_end=992
+  _globals['_LISTUSERNOTIFICATIONSREQUEST']._serialized_start=995
+  _globals['_LISTUSERNOTIFICATIONSREQUEST']._serialized_end=1136
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1138
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=1262
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=1264
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=1376
+  _globals['_RETRYNOTIFICATIONREQUEST']._serialized_start=1378
+  _globals['_RETRYNOTIFICATIONREQUEST']._serialized_end=1455
+  _globals['_LISTUSERNOTIFICATIONSRESPONSE']._serialized_start=1457
+  _globals['_LISTUSERNOTIFICATIONSRESPONSE']._serialized_end=1573
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1873
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=2485
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,16 @@ class NotificationServiceStub:
                 request_serializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListUserNotificationsRequest.SerializeToString,
                 response_deserializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListUserNotificationsResponse.FromString,
                 _registered_method=True)
+        self.ListNotifications = channel.unary_unary(
+                '/ecom.notifications.v1.NotificationService/ListNotifications',
+                request_serializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListNotificationsRequest.SerializeToString,
+                response_deserializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListNotificationsResponse.FromString,
+                _registered_method=True)
+        self.RetryNotification = channel.unary_unary(
+                '/ecom.notifications.v1.NotificationService/RetryNotification',
+                request_serializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.RetryNotificationRequest.SerializeToString,
+                response_deserializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.Notification.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -68,6 +78,23 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNotifications(self, request, context):
+        """Lists every user's notifications in one state, newest first: the
+        operator's view of what failed. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryNotification(self, request, context):
+        """Sends a FAILED notification again: it goes back to QUEUED with a fresh
+        attempt budget and keeps its id and Message-ID. FAILED_PRECONDITION
+        unless it is FAILED. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +107,16 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.ListUserNotifications,
                     request_deserializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListUserNotificationsRequest.FromString,
                     response_serializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListUserNotificationsResponse.SerializeToString,
+            ),
+            'ListNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotifications,
+                    request_deserializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListNotificationsRequest.FromString,
+                    response_serializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListNotificationsResponse.SerializeToString,
+            ),
+            'RetryNotification': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryNotification,
+                    request_deserializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.RetryNotificationRequest.FromString,
+                    response_serializer=ecom_dot_notifications_dot_v1_dot_notifications__pb2.Notification.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +174,60 @@ class NotificationService:
             '/ecom.notifications.v1.NotificationService/ListUserNotifications',
             ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListUserNotificationsRequest.SerializeToString,
             ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListUserNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecom.notifications.v1.NotificationService/ListNotifications',
+            ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListNotificationsRequest.SerializeToString,
+            ecom_dot_notifications_dot_v1_dot_notifications__pb2.ListNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryNotification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecom.notifications.v1.NotificationService/RetryNotification',
+            ecom_dot_notifications_dot_v1_dot_notifications__pb2.RetryNotificationRequest.SerializeToString,
+            ecom_dot_notifications_dot_v1_dot_notifications__pb2.Notification.FromString,
             options,
             channel_credentials,
             insecure,

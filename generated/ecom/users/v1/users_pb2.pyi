@@ -24,7 +24,7 @@ ROLE_CUSTOMER: Role
 ROLE_ADMIN: Role
 
 class User(_message.Message):
-    __slots__ = ("user_id", "email", "name", "phone", "role", "default_address", "create_time", "update_time")
+    __slots__ = ("user_id", "email", "name", "phone", "role", "default_address", "create_time", "update_time", "notification_preferences")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class User(_message.Message):
     DEFAULT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_PREFERENCES_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     email: str
     name: str
@@ -41,7 +42,14 @@ class User(_message.Message):
     default_address: _common_pb2.Address
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., default_address: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    notification_preferences: NotificationPreferences
+    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., default_address: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notification_preferences: _Optional[_Union[NotificationPreferences, _Mapping]] = ...) -> None: ...
+
+class NotificationPreferences(_message.Message):
+    __slots__ = ("sms_enabled",)
+    SMS_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    sms_enabled: bool
+    def __init__(self, sms_enabled: _Optional[bool] = ...) -> None: ...
 
 class CreateUserRequest(_message.Message):
     __slots__ = ("email", "password", "name", "phone", "request_id")
