@@ -36,7 +36,7 @@ async def orders_db(stack: Stack) -> OrderStore:
 def archive_session(stack: Stack) -> tuple[Cluster, Session]:
     """A session on the run's archive keyspace."""
     hosts = [host_port(h, 9042) for h in stack.env["ECOM_CASSANDRA_HOSTS"].split(",")]
-    cluster = Cluster(contact_points=[h for h, _ in hosts], port=hosts[0][1])
+    cluster = Cluster(contact_points=[h for h, _ in hosts], port=hosts[0][1], protocol_version=5)
     return cluster, cluster.connect(stack.db_prefix + "orderhistory")
 
 
