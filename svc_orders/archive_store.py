@@ -44,7 +44,7 @@ from cassandra.cluster import (
 )
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,8 @@ class ArchiveStore:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
+        # (seller, month) buckets already recorded in seller_months.
+        self._months_written: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
         self._last_attempt = 0.0
 
@@ -217,10 +219,11 @@ class ArchiveStore:
             " order_pb) VALUES (?, ?, ?, ?, ?)",
             "put_month": "INSERT INTO seller_months (seller_id, month) VALUES (?, ?)",
             "get_by_id": "SELECT order_pb FROM orders_by_id WHERE order_id = ?",
-            "check_by_user": "SELECT order_pb FROM orders_by_user"
-            " WHERE user_id = ? AND create_us = ? AND order_id = ?",
-            "check_by_seller": "SELECT order_pb FROM orders_by_seller"
-            " WHERE seller_id = ? AND month = ? AND create_us = ? AND order_id = ?",
+            "ids_in": "SELECT order_id, order_pb FROM orders_by_id WHERE order_id IN ?",
+            "user_rows_in": "SELECT order_id, order_pb FROM orders_by_user"
+            " WHERE user_id = ? AND (create_us, order_id) IN ?",
+            "seller_rows_in": "SELECT order_id, order_pb FROM orders_by_seller"
+            " WHERE seller_id = ? AND month = ? AND (create_us, order_id) IN ?",
             "user_first": "SELECT create_us, order_id, order_pb FROM orders_by_user"
             " WHERE user_id = ? LIMIT ?",
             "user_after": "SELECT create_us, order_id, order_pb FROM orders_by_user"
@@ -253,23 +256,28 @@ class ArchiveStore:
                 log.warning("%s; retrying in %.0fs", exc, retry_seconds)
                 await asyncio.sleep(retry_seconds)
 
-    async def _run(self, name: str, params: Sequence[Any]) -> list[Any]:
-        session = await self.session()
+    async def _run(self, name: str, params: Any, session: Session | None = None) -> list[Any]:
+        """One prepared statement by name, or (name "") a ready statement."""
+        session = session or await self.session()
+        statement = self._prepared[name] if name else params
         try:
-            rows = await _aio(session.execute_async(self._prepared[name], params))
+            rows = await _aio(session.execute_async(statement, params if name else None))
         except RequestValidationException:
             raise  # a bad statement is a bug, not an outage
         except _DRIVER_FAILURES as exc:
             raise ArchiveUnavailable(f"the archive (Cassandra) failed: {exc}") from exc
         return list(rows) if rows is not None else []
 
-    async def _run_all(self, calls: Iterable[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+    async def _run_all(
+        self, calls: Iterable[tuple[str, Any]], session: Session | None = None
+    ) -> list[list[Any]]:
         """Many statements concurrently, at most ``max_in_flight`` at a time."""
+        session = session or await self.session()
         gate = asyncio.Semaphore(self.max_in_flight)
 
-        async def one(name: str, params: Sequence[Any]) -> list[Any]:
+        async def one(name: str, params: Any) -> list[Any]:
             async with gate:
-                return await self._run(name, params)
+                return await self._run(name, params, session)
 
         return list(await asyncio.gather(*(one(n, p) for n, p in calls)))
 
@@ -280,59 +288,77 @@ class ArchiveStore:
     # -- writes ----------------------------------------------------------------
     async def write(self, rows: Sequence[ArchivedRow], archive_us: int) -> None:
         """Write each order to every table. Idempotent: the same order
-        written twice lands on the same keys with the same content."""
-        calls: list[tuple[str, Sequence[Any]]] = []
+        written twice lands on the same keys with the same content.
+
+        One unlogged batch per order carries its rows of every table (one
+        round trip instead of three or four; atomicity is not needed, the
+        read-back in :meth:`verify` is what lets the archiver delete)."""
+        session = await self.session()
+        batches: list[tuple[str, Any]] = []
         months: set[tuple[str, str]] = set()
         for r in rows:
-            calls.append(
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self.write_cl)
+            batch.add(
+                self._prepared["put_by_id"],
                 (
-                    "put_by_id",
-                    (
-                        r.order_id,
-                        r.user_id,
-                        r.state,
-                        r.create_us,
-                        r.update_us,
-                        set(r.seller_ids),
-                        r.order_pb,
-                        r.version,
-                        r.reservation_state,
-                        r.payment_request_id,
-                        r.refund_state,
-                        archive_us,
-                    ),
-                )
+                    r.order_id,
+                    r.user_id,
+                    r.state,
+                    r.create_us,
+                    r.update_us,
+                    set(r.seller_ids),
+                    r.order_pb,
+                    r.version,
+                    r.reservation_state,
+                    r.payment_request_id,
+                    r.refund_state,
+                    archive_us,
+                ),
             )
-            calls.append(("put_by_user", (r.user_id, r.create_us, r.order_id, r.order_pb)))
+            batch.add(
+                self._prepared["put_by_user"], (r.user_id, r.create_us, r.order_id, r.order_pb)
+            )
             month = month_of(r.create_us)
-            for seller in r.seller_ids:
-                calls.append(
-                    ("put_by_seller", (seller, month, r.create_us, r.order_id, r.order_pb))
+            for seller in sorted(r.seller_ids):
+                batch.add(
+                    self._prepared["put_by_seller"],
+                    (seller, month, r.create_us, r.order_id, r.order_pb),
                 )
-                months.add((seller, month))
-        calls += [("put_month", m) for m in sorted(months)]
-        await self._run_all(calls)
+                if (seller, month) not in self._months_written:
+                    months.add((seller, month))
+            batches.append(("", batch))
+        await self._run_all([*batches, *(("put_month", m) for m in sorted(months))], session)
+        self._months_written.update(months)
 
     async def verify(self, rows: Sequence[ArchivedRow]) -> list[str]:
         """Read every table back; the ids of orders not found exactly as
-        written (empty when the batch is safe to delete from MariaDB)."""
+        written (empty when the batch is safe to delete from MariaDB).
+        Reads are grouped: ids by 100, and one query per user and per
+        (seller, month) partition for the rows of the batch in it."""
         calls: list[tuple[str, Sequence[Any]]] = []
-        owners: list[ArchivedRow] = []
+        ids = [r.order_id for r in rows]
+        for start in range(0, len(ids), 100):
+            calls.append(("ids_in", (ids[start : start + 100],)))
+        by_user: dict[str, list[tuple[int, str]]] = {}
+        by_seller: dict[tuple[str, str], list[tuple[int, str]]] = {}
         for r in rows:
-            calls.append(("get_by_id", (r.order_id,)))
-            calls.append(("check_by_user", (r.user_id, r.create_us, r.order_id)))
-            owners += [r, r]
+            by_user.setdefault(r.user_id, []).append((r.create_us, r.order_id))
             for seller in r.seller_ids:
-                calls.append(
-                    ("check_by_seller", (seller, month_of(r.create_us), r.create_us, r.order_id))
+                by_seller.setdefault((seller, month_of(r.create_us)), []).append(
+                    (r.create_us, r.order_id)
                 )
-                owners.append(r)
+        calls += [("user_rows_in", (user, keys)) for user, keys in by_user.items()]
+        calls += [("seller_rows_in", (s, m, keys)) for (s, m), keys in by_seller.items()]
         results = await self._run_all(calls)
-        bad: list[str] = []
-        for r, found in zip(owners, results, strict=True):
-            if (not found or bytes(found[0].order_pb) != r.order_pb) and r.order_id not in bad:
-                bad.append(r.order_id)
-        return bad
+        expected = {r.order_id: r.order_pb for r in rows}
+        # How many copies of each order must read back: by id, by user, by seller.
+        wanted = {r.order_id: 2 + len(r.seller_ids) for r in rows}
+        good: dict[str, int] = {}
+        for found in results:
+            for row in found:
+                if bytes(row.order_pb) == expected.get(row.order_id):
+                    good[row.order_id] = good.get(row.order_id, 0) + 1
+        return [oid for oid in ids if good.get(oid, 0) != wanted[oid]]
 
     # -- reads -----------------------------------------------------------------
     async def get(self, order_id: str) -> bytes | None:
