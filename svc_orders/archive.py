@@ -46,7 +46,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,15 @@ def parse_age(text: str) -> timedelta:
         raise ValueError(f"expected a duration like 30d, 12h, 90m or 0s, got {text!r}")
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86_400}[match.group(2) or "s"]
     return timedelta(seconds=float(match.group(1)) * unit)
+
+
+def _before(now: datetime, age: timedelta) -> datetime:
+    """``now - age``, the earliest datetime for ages beyond the calendar
+    (a Duration may say 10,000 years)."""
+    try:
+        return now - age
+    except OverflowError:
+        return datetime.min
 
 
 @dataclass(frozen=True)
@@ -149,8 +158,8 @@ class Archiver:
     # -- eligibility -------------------------------------------------------------
     def _eligible(self, min_age: timedelta) -> Any:
         now = utcnow()
-        cutoff = now - min_age
-        open_cutoff = now - max(min_age, self.settings.age)
+        cutoff = _before(now, min_age)
+        open_cutoff = _before(now, max(min_age, self.settings.age))
         return sa.and_(
             orders.c.state.in_(TERMINAL),
             orders.c.update_time <= cutoff,

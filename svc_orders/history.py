@@ -65,7 +65,12 @@ def decode_token(token: str, scope: str) -> Cursor | None:
         raise InvalidArgument.for_field("page_token", "not a token from this list") from None
     if cursor.request_hash != scope or not cursor.after_id:
         raise InvalidArgument.for_field("page_token", "not a token from this list")
-    return cursor.after_time.ToMicroseconds(), cursor.after_id
+    micros = cursor.after_time.ToMicroseconds()
+    try:
+        from_us(micros)
+    except (OverflowError, ValueError):
+        raise InvalidArgument.for_field("page_token", "not a token from this list") from None
+    return micros, cursor.after_id
 
 
 def _page_size(page_size: int) -> int:

@@ -48,7 +48,13 @@ def test_page_tokens_round_trip_and_are_bound_to_their_list() -> None:
     token = encode_token((1_700_000_000_123_456, "abc"), "user-1")
     assert decode_token(token, "user-1") == (1_700_000_000_123_456, "abc")
     assert decode_token("", "user-1") is None
-    for bad_scope, bad_token in (("user-2", token), ("user-1", "not-a-token!"), ("user-1", "AA")):
+    far = encode_token((10**18, "abc"), "user-1")  # a year no datetime can hold
+    for bad_scope, bad_token in (
+        ("user-2", token),
+        ("user-1", "not-a-token!"),
+        ("user-1", "AA"),
+        ("user-1", far),
+    ):
         with pytest.raises(InvalidArgument):
             decode_token(bad_token, bad_scope)
 
