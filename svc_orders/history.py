@@ -65,8 +65,8 @@ def decode_token(token: str, scope: str) -> Cursor | None:
         raise InvalidArgument.for_field("page_token", "not a token from this list") from None
     if cursor.request_hash != scope or not cursor.after_id:
         raise InvalidArgument.for_field("page_token", "not a token from this list")
-    micros = cursor.after_time.ToMicroseconds()
     try:
+        micros = cursor.after_time.ToMicroseconds()
         from_us(micros)
     except (OverflowError, ValueError):
         raise InvalidArgument.for_field("page_token", "not a token from this list") from None

@@ -4,9 +4,11 @@ merge of live and archived pages (checked against a brute-force merge)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 
 import pytest
+from ecom.common.v1 import common_pb2
 from ecom.orders.v1 import orders_pb2 as pb
 from hypothesis import given
 from hypothesis import strategies as st
@@ -48,7 +50,10 @@ def test_page_tokens_round_trip_and_are_bound_to_their_list() -> None:
     token = encode_token((1_700_000_000_123_456, "abc"), "user-1")
     assert decode_token(token, "user-1") == (1_700_000_000_123_456, "abc")
     assert decode_token("", "user-1") is None
-    far = encode_token((10**18, "abc"), "user-1")  # a year no datetime can hold
+    # A cursor in a year no datetime can hold.
+    raw = common_pb2.PageCursor(after_id="abc", request_hash="user-1")
+    raw.after_time.seconds = 10**12
+    far = base64.urlsafe_b64encode(raw.SerializeToString()).rstrip(b"=").decode()
     for bad_scope, bad_token in (
         ("user-2", token),
         ("user-1", "not-a-token!"),
