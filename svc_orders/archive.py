@@ -14,7 +14,7 @@ order, and a copy that dies releases its rows with its connection.
 
 One batch, in one MariaDB transaction that holds the rows' locks:
 
-1. claim up to N eligible orders (locked, SKIP LOCKED);
+1. claim up to N eligible orders (locked, SKIP LOCKED, no sort);
 2. look up each line's seller (the catalog item's ``supplier_id``, which is
    immutable, so asking now gives the answer checkout would have);
 3. write each order to every Cassandra table (idempotent: same keys, same
@@ -240,10 +240,12 @@ class Archiver:
         async with self.engine.begin() as conn:
             ids = list(
                 (
+                    # No ORDER BY: a sorted locking read would scan (and
+                    # lock) every eligible row before the LIMIT; this one
+                    # walks ix_orders_archive and stops at `limit` rows.
                     await conn.execute(
                         sa.select(orders.c.order_id)
                         .where(self._eligible(min_age))
-                        .order_by(orders.c.update_time, orders.c.order_id)
                         .limit(limit)
                         .with_for_update(skip_locked=True)
                     )

@@ -124,6 +124,7 @@ async def _pages(stub: orders_pb2_grpc.OrderServiceStub, user: str) -> tuple[lis
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(5_400)
 async def test_archive_100k_orders_and_history_pages(services: Services, stack: Stack) -> None:
     services.start("catalog")
     svc = services.start(
