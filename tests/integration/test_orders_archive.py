@@ -69,7 +69,12 @@ from tests.integration.orders_support import (
 
 pytestmark = pytest.mark.integration
 # The scheduled archiver is off: each test decides what moves and when.
-ENV = {"ECOM_ORDER_HOLD_SECONDS": "120", "ECOM_ORDERS_ARCHIVE_ENABLED": "0"}
+# Small batches, so concurrent runs interleave.
+ENV = {
+    "ECOM_ORDER_HOLD_SECONDS": "120",
+    "ECOM_ORDERS_ARCHIVE_ENABLED": "0",
+    "ECOM_ORDERS_ARCHIVE_BATCH_SIZE": "7",
+}
 
 
 class World:
@@ -244,6 +249,31 @@ async def test_archive_requests_are_checked_and_dry_runs_move_nothing(
     assert retry == first
     await archive_old(history)
     assert await live_ids(store.engine, [r.order_id for r in recs]) == set()
+
+
+async def test_concurrent_archive_runs_never_take_the_same_order(
+    world: World, store: OrderStore, stack: Stack
+) -> None:
+    """Four runs at once (as from two replicas' schedules and an admin):
+    SKIP LOCKED hands each order to exactly one of them."""
+    assert world.history is not None
+    user = new_id()
+    recs = [synthetic_order(user, now() - timedelta(days=2, minutes=i)) for i in range(60)]
+    await insert_orders(store, recs)
+    ids = {r.order_id for r in recs}
+    await make_archivable(store.engine, ids)
+    reports = await asyncio.gather(*(archive_old(world.history) for _ in range(4)))
+    mine = [oid for rep in reports for oid in rep.archived_order_ids if oid in ids]
+    assert sorted(mine) == sorted(ids)  # each exactly once
+    assert await live_ids(store.engine, ids) == set()
+    cluster, session = archive_session(stack)
+    try:
+        rows = list(
+            session.execute("SELECT order_id FROM orders_by_user WHERE user_id = %s", (user,))
+        )
+        assert sorted(r.order_id for r in rows) == sorted(ids)
+    finally:
+        cluster.shutdown()
 
 
 def _expected(recs: list) -> list[str]:  # type: ignore[type-arg]
