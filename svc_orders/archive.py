@@ -57,7 +57,7 @@ from ecom.orderhistory.v1 import orderhistory_pb2 as hpb
 from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mesh.db import utcnow
+from mesh.db import run_transaction, utcnow
 from mesh.errors import InvalidArgument, Unavailable
 from svc_orders import codec, domain
 from svc_orders import store as order_tables
@@ -73,6 +73,8 @@ DEFAULT_MAX_ORDERS = 10_000
 MAX_ORDERS = 100_000
 REPORTED_IDS = 1_000
 _CATALOG_BATCH = 500
+# Re-runs of a batch chosen as a deadlock victim.
+DEADLOCK_RETRIES = 5
 
 archive_metadata = sa.MetaData()
 # Reports of ArchiveOrders runs by request id (a retry returns the first).
@@ -149,11 +151,16 @@ class Archiver:
         (both idempotent)."""
         async with self.engine.begin() as conn:
             await conn.run_sync(archive_metadata.create_all)
-            await conn.execute(
-                sa.text(
-                    "CREATE INDEX IF NOT EXISTS ix_orders_archive ON orders (state, update_time)"
-                )
+            present = await conn.execute(
+                sa.text("SHOW INDEX FROM orders WHERE Key_name = 'ix_orders_archive'")
             )
+            if present.first() is None:  # IF NOT EXISTS: another replica may race us
+                await conn.execute(
+                    sa.text(
+                        "CREATE INDEX IF NOT EXISTS ix_orders_archive"
+                        " ON orders (state, update_time)"
+                    )
+                )
 
     # -- eligibility -------------------------------------------------------------
     def _eligible(self, min_age: timedelta) -> Any:
@@ -236,8 +243,12 @@ class Archiver:
     async def archive_batch(self, min_age: timedelta, limit: int) -> list[str]:
         """Claim, copy, verify and delete up to ``limit`` orders in one
         transaction; the ids moved. Raises ArchiveUnavailable /
-        SellerLookupUnavailable with nothing deleted."""
-        async with self.engine.begin() as conn:
+        SellerLookupUnavailable with nothing deleted. A transaction MariaDB
+        picks as a deadlock victim (concurrent archivers deleting
+        neighbouring index entries) is rolled back and run again from the
+        claim: the Cassandra writes it repeats are idempotent."""
+
+        async def work(conn: AsyncConnection) -> list[str]:
             ids = list(
                 (
                     # No ORDER BY: a sorted locking read would scan (and
@@ -266,7 +277,11 @@ class Archiver:
                 await self._pause_for_crash_test(ids)
             await conn.execute(sa.delete(order_lines).where(order_lines.c.order_id.in_(ids)))
             await conn.execute(sa.delete(orders).where(orders.c.order_id.in_(ids)))
-        log.info("archived %d orders", len(ids))
+            return ids
+
+        ids = await run_transaction(self.engine, work, retries=DEADLOCK_RETRIES)
+        if ids:
+            log.info("archived %d orders", len(ids))
         return ids
 
     async def _records(self, conn: AsyncConnection, ids: Sequence[str]) -> list[OrderRecord]:
