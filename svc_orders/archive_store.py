@@ -156,6 +156,7 @@ class ArchiveStore:
         self._months_written: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
         self._last_attempt = 0.0
+        self._failed = False  # the last connect attempt failed
 
     # -- connection ----------------------------------------------------------
     async def session(self) -> Session:
@@ -164,6 +165,10 @@ class ArchiveStore:
         cannot be reached. Failed attempts are retried at most once a second."""
         if self._session is not None:
             return self._session
+        if self._lock.locked() and self._failed:
+            # Cassandra failed before and a retry is under way: answer now
+            # rather than queue every reader behind a connect timeout.
+            raise ArchiveUnavailable("the archive (Cassandra) is unreachable")
         async with self._lock:
             if self._session is not None:
                 return self._session
@@ -174,6 +179,7 @@ class ArchiveStore:
             try:
                 self._session = await asyncio.to_thread(self._connect)
             except Exception as exc:  # noqa: BLE001 - any driver failure means down
+                self._failed = True
                 raise ArchiveUnavailable(f"the archive (Cassandra) is unreachable: {exc}") from exc
             return self._session
 
