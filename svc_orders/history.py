@@ -73,6 +73,17 @@ def decode_token(token: str, scope: str) -> Cursor | None:
     return micros, cursor.after_id
 
 
+# Ids (users, orders, sellers) are at most 64 characters everywhere.
+MAX_ID = 64
+
+
+def _check_id(field: str, value: str) -> None:
+    if not value:
+        raise InvalidArgument.for_field(field, "is required")
+    if len(value) > MAX_ID:
+        raise InvalidArgument.for_field(field, f"at most {MAX_ID} characters")
+
+
 def _page_size(page_size: int) -> int:
     if not 0 <= page_size <= 100:
         raise InvalidArgument.for_field("page_size", "must be 0-100")
@@ -107,7 +118,9 @@ class OrderHistory:
     async def archived(self, order_id: str) -> pb.Order | None:
         """The archived copy of an order, or None (ArchiveUnavailable when
         Cassandra cannot be asked)."""
-        raw = await self.archive.get(order_id) if order_id else None
+        # Ids longer than any stored one cannot be archived (and would be
+        # refused by Cassandra as keys).
+        raw = await self.archive.get(order_id) if 0 < len(order_id) <= MAX_ID else None
         return pb.Order.FromString(raw) if raw is not None else None
 
     async def get_order(self, order_id: str) -> pb.Order:
@@ -164,6 +177,7 @@ class OrderHistory:
         self, user_id: str, page_size: int, page_token: str
     ) -> pb.ListUserOrdersResponse:
         """One merged page, newest first (see the module doc)."""
+        _check_id("user_id", user_id)
         size = _page_size(page_size)
         after = decode_token(page_token, user_id)
         live_after = (from_us(after[0]), after[1]) if after else None
@@ -191,6 +205,7 @@ class OrderHistory:
     async def list_archived(
         self, user_id: str, page_size: int, page_token: str
     ) -> hpb.ListArchivedOrdersResponse:
+        _check_id("user_id", user_id)
         size = _page_size(page_size)
         after = decode_token(page_token, user_id)
         found = await self.archive.list_user(user_id, size + 1, after)
@@ -201,8 +216,7 @@ class OrderHistory:
     async def list_seller(
         self, seller_id: str, page_size: int, page_token: str
     ) -> hpb.ListSellerOrdersResponse:
-        if not seller_id:
-            raise InvalidArgument.for_field("seller_id", "is required")
+        _check_id("seller_id", seller_id)
         size = _page_size(page_size)
         scope = "seller:" + seller_id
         after = decode_token(page_token, scope)
