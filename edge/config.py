@@ -370,7 +370,7 @@ def _cors_policy(origins: Sequence[str]) -> dict[str, Any]:
         "@type": TYPE + "envoy.extensions.filters.http.cors.v3.CorsPolicy",
         "allow_origin_string_match": matchers,
         "allow_methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-        "allow_headers": "authorization, content-type, x-request-id",
+        "allow_headers": "authorization, content-type, x-request-id, idempotency-key",
         "expose_headers": "x-request-id, grpc-status, grpc-message, retry-after",
         "max_age": "600",
         # Envoy answers every preflight itself; a refused origin gets no

@@ -246,6 +246,18 @@ class _Builder:
                 }
                 skip.add(b.body)
             params += self.query_params(rpc.input_type, skip)
+        keyed = any(f.name == "request_id" for f in self.c.messages[rpc.input_type].field)
+        if keyed:
+            params.append({
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 64},
+                "description": "Idempotency key (AIP-155), the same as `request_id`: a retry "
+                               "with the same key returns the first result; the key reused "
+                               "for another request is refused with 409. Without a key the "
+                               "call is not deduplicated.",
+            })
         if params:
             op["parameters"] = params
         error = {"description": "An error as google.rpc.Status.",
@@ -257,6 +269,9 @@ class _Builder:
                 "content": {"application/json": {"schema": self.ref(rpc.output_type)}},
             },
             "400": {**error, "description": "Bad JSON, unknown parameter or invalid field."},
+            **({"409": {**error, "description": "The idempotency key was used for another "
+                                                "request (REQUEST_ID_REUSED), or a concurrent "
+                                                "change won."}} if keyed else {}),
             "default": error,
         }
         if rpc.full_name in registry.PUBLIC_RPCS:

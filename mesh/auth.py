@@ -36,6 +36,8 @@ from mesh.errors import PermissionDenied, Unauthenticated
 JWT_PAYLOAD_HEADER = "x-jwt-payload"
 ADMIN_ROLE = "admin"
 CUSTOMER_ROLE = "customer"
+# Other services and background jobs acting on a user's behalf.
+SERVICE_ROLE = "service"
 
 
 @dataclass(frozen=True)
@@ -133,3 +135,44 @@ def require_admin() -> Caller:
     if not caller.is_admin:
         raise PermissionDenied("this call needs the admin role", reason="ADMIN_ONLY")
     return caller
+
+
+# The path alias for "the signed-in caller", as Google APIs spell it
+# (``GET /v1/users/me/cart``).
+ME = "me"
+USER_FIELD = "user_id"
+
+
+def apply_caller_defaults(request: object) -> None:
+    """Make the caller the default user of a request.
+
+    A request message with a top-level ``user_id`` string gets the caller's
+    id when it says ``me`` or leaves the field empty (a service caller acts
+    for users and must name them, so an empty field stays empty for the
+    service to refuse by name). Naming another user is
+    left to the service's own check (:func:`require_owner_or_admin`), so an
+    admin acting for someone names them and a customer cannot. ``me``
+    without a signed-in caller is UNAUTHENTICATED; an empty field without
+    one stays empty for the service to refuse by name.
+    """
+    from google.protobuf.message import Message
+
+    if not isinstance(request, Message):
+        return
+    field = request.DESCRIPTOR.fields_by_name.get(USER_FIELD)
+    if field is None or field.type != field.TYPE_STRING:
+        return
+    value = getattr(request, USER_FIELD)
+    if value not in ("", ME):
+        return
+    caller = current_caller()
+    if caller is None:
+        if value == ME:
+            raise Unauthenticated(
+                "user 'me' means the signed-in caller, and this call has none",
+                reason="NOT_SIGNED_IN",
+            )
+        return
+    if value == "" and SERVICE_ROLE in caller.roles:
+        return
+    setattr(request, USER_FIELD, caller.user_id)

@@ -9,6 +9,9 @@ call it:
 * opens a :func:`mesh.context.call_scope`-style context: request id (from
   ``x-request-id`` or fresh), caller (from ``x-jwt-payload``), and absolute
   deadline, which :mod:`mesh.channels` propagates on outgoing calls;
+* makes the caller the default user (``user_id`` empty or ``me``, see
+  :func:`mesh.auth.apply_caller_defaults`) and applies the idempotency-key
+  rules of :mod:`mesh.idempotency` to every request with a ``request_id``;
 * maps exceptions to a status once: :class:`mesh.errors.DomainError` to its
   code with rich details, anything unexpected to INTERNAL with a generic
   message (the traceback goes to the server log only);
@@ -32,9 +35,10 @@ from typing import Any
 
 import grpc
 
-from mesh.auth import caller_from_metadata
+from mesh.auth import apply_caller_defaults, caller_from_metadata
 from mesh.context import REQUEST_ID_HEADER, CallContext, activate, new_request_id
 from mesh.errors import DomainError, to_grpc_status, to_rpc_status
+from mesh.idempotency import IDEMPOTENCY_KEY_HEADER, IdempotencyGuard, has_key_field
 
 access_log = logging.getLogger("ecom.access")
 log = logging.getLogger("mesh.interceptors")
@@ -151,8 +155,15 @@ class _Call:
         access_log.log(level, "rpc", extra=fields)
 
 
-def _wrap_call(behavior: Handler, method: str) -> Handler:
-    """Wrap a handler that returns (or awaits) its result."""
+def _wrap_call(behavior: Handler, method: str, guard: IdempotencyGuard | None = None) -> Handler:
+    """Wrap a handler that returns (or awaits) its result. With ``guard``, a
+    unary request is first given its default user and idempotency key."""
+
+    async def invoke(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        result = behavior(request, context)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context)
@@ -160,9 +171,19 @@ def _wrap_call(behavior: Handler, method: str) -> Handler:
             try:
                 if call.identity_error:
                     raise call.identity_error
-                result = behavior(request, context)
-                if inspect.isawaitable(result):
-                    result = await result
+                if guard is not None:
+                    apply_caller_defaults(request)
+                if guard is not None and has_key_field(request):
+                    caller = call.ctx.caller
+                    result = await guard.run(
+                        method,
+                        request,
+                        _metadata_value(context.invocation_metadata(), IDEMPOTENCY_KEY_HEADER),
+                        caller.user_id if caller else None,
+                        lambda: invoke(request, context),
+                    )
+                else:
+                    result = await invoke(request, context)
             except BaseException as exc:
                 await call.failed(exc)
                 raise  # unreachable: failed() always raises
@@ -205,7 +226,11 @@ def _wrap_streaming(behavior: Any, method: str) -> Any:
 
 
 class MeshServerInterceptor(grpc.aio.ServerInterceptor):
-    """Installs the call context, error mapping and access log on every method."""
+    """Installs the call context, error mapping and access log on every
+    method, and the default user and idempotency rules on unary ones."""
+
+    def __init__(self, guard: IdempotencyGuard | None = None) -> None:
+        self.guard = guard or IdempotencyGuard()
 
     async def intercept_service(
         self,
@@ -219,7 +244,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         deserialize, serialize = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_call(handler.unary_unary, method), deserialize, serialize
+                _wrap_call(handler.unary_unary, method, self.guard), deserialize, serialize
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(

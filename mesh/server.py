@@ -43,6 +43,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mesh.config import ConfigError, ServiceSettings, load_settings
 from mesh.health import HealthMonitor, Probe
+from mesh.idempotency import IdempotencyGuard, RedisFingerprints
 from mesh.interceptors import MeshServerInterceptor
 
 log = logging.getLogger("mesh.server")
@@ -160,11 +161,19 @@ class Service:
         self._cleanup.append(callback)
         return callback
 
+    def _idempotency_guard(self) -> IdempotencyGuard:
+        """Key fingerprints in Redis, shared by every copy of the service."""
+        store = RedisFingerprints(
+            self.settings.redis_url, f"{self.settings.redis_prefix}{self.name}:"
+        )
+        self.on_shutdown(store.close)
+        return IdempotencyGuard(store)
+
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
         """Bind, register everything, probe dependencies once and start serving."""
         server = grpc.aio.server(
-            interceptors=[MeshServerInterceptor()],
+            interceptors=[MeshServerInterceptor(self._idempotency_guard())],
             options=self._options,
             maximum_concurrent_rpcs=self._max_rpcs,
         )

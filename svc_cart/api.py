@@ -19,12 +19,11 @@ from ecom.wishlist.v1 import wishlist_pb2, wishlist_pb2_grpc
 from google.type import date_pb2
 
 from mesh import money, require_caller, require_owner_or_admin
+from mesh.auth import SERVICE_ROLE
 from mesh.db import to_timestamp
 from mesh.errors import InvalidArgument
 from svc_cart.domain import Delivery, PricedCart, PricedLine
 from svc_cart.service import CartService, PricedWishlist
-
-SERVICE_ROLE = "service"
 
 
 def _authorize(user_id: str, *, service_ok: bool = False) -> None:

@@ -44,9 +44,8 @@ def check_id(name: str, value: str) -> list[FieldViolation]:
 
 
 def check_request_id(value: str) -> list[FieldViolation]:
-    """Violations of an AIP-155 request id."""
-    if not value:
-        return [FieldViolation("request_id", "is required")]
+    """Violations of an AIP-155 request id (never empty: mesh.idempotency
+    gives a call without a key a fresh one)."""
     if len(value) > MAX_REQUEST_ID:
         return [FieldViolation("request_id", f"must be at most {MAX_REQUEST_ID} characters")]
     return []

@@ -35,7 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mesh import money
 from mesh.db import utcnow
-from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from mesh.errors import Conflict, FailedPrecondition, NotFound, Unavailable
+from mesh.idempotency import request_id_reused
 from svc_cart import domain
 from svc_cart.domain import CatalogItem, Delivery, Limits, PricedCart, SavedEntry
 from svc_cart.store import CartStore, Shopper
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 REASON_ITEM_DELETED = "ITEM_DELETED"
 REASON_CATALOG_UNAVAILABLE = "CATALOG_UNAVAILABLE"
-REASON_REQUEST_ID_REUSED = "REQUEST_ID_REUSED"
 BATCH_LIMIT = 500  # BatchGetItems / BatchCheckServiceability accept this many ids
 
 
@@ -494,14 +494,14 @@ class CartService:
     # -- helpers -------------------------------------------------------------
     async def _replayed(self, user_id: str, request_id: str, fp: str) -> bool:
         """True when the request id was already applied to this request;
-        INVALID_ARGUMENT when it was used for a different one. A cheap read
+        ABORTED when it was used for a different one. A cheap read
         before any catalog call, so a retry answers even if the item was
         deleted since; the transaction checks again under the lock."""
         seen = await self.store.applied_fingerprint(None, user_id, request_id)
         if seen is None:
             return False
         if seen != fp:
-            raise _reused()
+            raise _reused(request_id)
         return True
 
     async def _apply(self, user_id: str, request_id: str, fp: str, change: Change) -> None:
@@ -510,7 +510,7 @@ class CartService:
             seen = await self.store.applied_fingerprint(conn, user_id, request_id)
             if seen is not None:  # a concurrent retry got here first
                 if seen != fp:
-                    raise _reused()
+                    raise _reused(request_id)
                 return
             now = utcnow()
             await change(conn, shopper, now)
@@ -570,8 +570,6 @@ def _not_saved(item_id: str) -> NotFound:
     )
 
 
-def _reused() -> InvalidArgument:
-    return InvalidArgument.for_field(
-        "request_id", "was already used for a different request", reason=REASON_REQUEST_ID_REUSED
-    )
+def _reused(request_id: str) -> Conflict:
+    return request_id_reused(request_id)
 

@@ -40,7 +40,6 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.CreateItemRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.Item:
         mesh.require_admin()
-        _require(request.request_id, "request_id")
         if not request.HasField("item"):
             raise InvalidArgument.for_field("item", "is required")
         violations = domain.validate_item_id(request.item_id) if request.item_id else []
@@ -89,7 +88,6 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> catalog_pb2.Item:
         mesh.require_admin()
         _require(request.item_id, "item_id")
-        _require(request.request_id, "request_id")
         if request.expected_version < 0:
             raise InvalidArgument.for_field("expected_version", "must not be negative")
         paths = list(request.update_mask.paths) or _set_fields(request.item)
@@ -113,7 +111,6 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> catalog_pb2.Item:
         mesh.require_admin()
         _require(request.item_id, "item_id")
-        _require(request.request_id, "request_id")
         item = await self.service.delete_item(
             request.item_id, expected_version=request.expected_version,
             request_id=request.request_id)
@@ -132,8 +129,6 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
                 "format", "must be FEED_FORMAT_JSONL or FEED_FORMAT_CSV"))
         if not request.content.strip():
             violations.append(FieldViolation("content", "is required"))
-        if not request.request_id:
-            violations.append(FieldViolation("request_id", "is required"))
         if violations:
             raise InvalidArgument(violations=violations)
         feed_id = await self.service.submit_feed(

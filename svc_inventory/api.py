@@ -25,13 +25,12 @@ from typing import Any
 from ecom.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
 from mesh import current_caller, require_admin
+from mesh.auth import SERVICE_ROLE
 from mesh.db import to_timestamp
 from mesh.errors import PermissionDenied
 from svc_inventory.domain import RequestedLine, ReservationState
 from svc_inventory.service import InventoryService
 from svc_inventory.store import ReservationRecord, StockRow
-
-SERVICE_ROLE = "service"
 
 _STATE_TO_PROTO = {
     ReservationState.HELD: inventory_pb2.RESERVATION_STATE_HELD,

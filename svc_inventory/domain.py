@@ -135,9 +135,7 @@ def validate_set_stock(
     problems = check_id("item_id", item_id) + check_id("warehouse_id", warehouse_id)
     if available < 0:
         problems.append(FieldViolation("available", "must be 0 or more"))
-    if not request_id:
-        problems.append(FieldViolation("request_id", "is required"))
-    elif len(request_id) > MAX_ID_LENGTH:
+    if len(request_id) > MAX_ID_LENGTH:
         problems.append(FieldViolation("request_id", f"must be at most {MAX_ID_LENGTH} characters"))
     return problems
 

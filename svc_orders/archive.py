@@ -59,6 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mesh.db import run_transaction, utcnow
 from mesh.errors import InvalidArgument, Unavailable
+from mesh.idempotency import AUTO_KEY_PREFIX
 from svc_orders import codec, domain
 from svc_orders import store as order_tables
 from svc_orders.archive_store import ArchivedRow, ArchiveStore, ArchiveUnavailable, now_us, to_us
@@ -192,7 +193,10 @@ class Archiver:
             problems.append(domain.FieldViolation("min_age", "must not be negative"))
         if problems:
             raise InvalidArgument(violations=problems)
-        if request_id and (stored := await self._stored_report(request_id)) is not None:
+        # A key the mesh made up for a call without one dedupes nothing:
+        # no report is kept for it.
+        keyed = bool(request_id) and not request_id.startswith(AUTO_KEY_PREFIX)
+        if keyed and (stored := await self._stored_report(request_id)) is not None:
             return stored
         age = self.settings.age if min_age is None else min_age
         limit = max_orders or DEFAULT_MAX_ORDERS
@@ -236,7 +240,7 @@ class Archiver:
                         sa.select(orders.c.order_id).where(self._eligible(age)).limit(1)
                     )
                     report.more_remaining = more.first() is not None
-        if request_id:
+        if keyed:
             await self._save_report(request_id, report)
         return report
 

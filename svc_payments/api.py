@@ -58,12 +58,11 @@ from ecom.payments.v1 import payments_pb2, payments_pb2_grpc
 from google.type import money_pb2
 
 from mesh import current_caller
+from mesh.auth import SERVICE_ROLE
 from mesh.errors import InvalidArgument, PermissionDenied
 from svc_payments.codec import STATUS_FROM_PROTO, payment_proto
 from svc_payments.domain import page_size, validate_create, validate_refund
 from svc_payments.service import PaymentsService
-
-SERVICE_ROLE = "service"
 
 
 def require_internal() -> None:

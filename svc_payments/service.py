@@ -33,6 +33,7 @@ from typing import Any
 
 from mesh.context import remaining_time
 from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, PreconditionViolation
+from mesh.idempotency import request_id_reused
 from svc_payments.domain import (
     GatewayAnswer,
     NewPayment,
@@ -145,11 +146,8 @@ class PaymentsService:
             new.amount_paise,
             new.payment_token,
         ):
-            raise InvalidArgument.for_field(
-                "request_id",
-                f"already used for payment {found.payment_id} of order {found.order_id} with "
-                "different details; use a new request_id for a new payment",
-                reason="REQUEST_ID_REUSED",
+            raise request_id_reused(
+                new.request_id, f"payment {found.payment_id} of order {found.order_id}"
             )
         return found
 
@@ -261,11 +259,7 @@ class PaymentsService:
         if known is None:
             known = await self._start_refund(payment_id, requested_paise, reason, request_id)
         elif known.payment_id != payment_id:
-            raise InvalidArgument.for_field(
-                "request_id",
-                f"already used for a refund of payment {known.payment_id}",
-                reason="REQUEST_ID_REUSED",
-            )
+            raise request_id_reused(request_id, f"a refund of payment {known.payment_id}")
         if known.status is RefundStatus.PENDING:
             await self.complete_refund(known)
         return await self.get_payment(payment_id)

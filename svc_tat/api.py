@@ -146,8 +146,6 @@ class ServiceabilityApi(serviceability_pb2_grpc.ServiceabilityServiceServicer):
         self, request: pb.CreateDisruptionRequest, context: grpc.aio.ServicerContext
     ) -> pb.Disruption:
         require_admin()
-        if not request.request_id.strip():
-            raise InvalidArgument.for_field("request_id", "is required (idempotency key)")
         if not request.HasField("disruption"):
             raise InvalidArgument.for_field("disruption", "is required")
         if request.disruption.kind == pb.DISRUPTION_KIND_UNSPECIFIED or (
@@ -190,7 +188,5 @@ class ServiceabilityApi(serviceability_pb2_grpc.ServiceabilityServiceServicer):
         require_admin()
         if not request.disruption_id.strip():
             raise InvalidArgument.for_field("disruption_id", "is required")
-        if not request.request_id.strip():
-            raise InvalidArgument.for_field("request_id", "is required (idempotency key)")
         return await self.service.clear_disruption(
             request.disruption_id.strip(), request.request_id)

@@ -131,7 +131,6 @@ class UserApi(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.UpdateUserRequest, context: Any
     ) -> users_pb2.User:
         user_id = _require(request.user_id, "user_id")
-        _require(request.request_id, "request_id")
         if not request.HasField("user"):
             raise InvalidArgument.for_field("user", "is required")
         change = validate_profile_change(
@@ -179,7 +178,6 @@ class UserApi(users_pb2_grpc.UserServiceServicer):
     ) -> common_pb2.Address:
         user_id = _require(request.user_id, "user_id")
         address_id = _require(request.address_id, "address_id")
-        _require(request.request_id, "request_id")
         return address_to_proto(await self.service.set_default_address(user_id, address_id))
 
     async def DeleteAddress(
@@ -187,7 +185,6 @@ class UserApi(users_pb2_grpc.UserServiceServicer):
     ) -> users_pb2.DeleteAddressResponse:
         user_id = _require(request.user_id, "user_id")
         address_id = _require(request.address_id, "address_id")
-        _require(request.request_id, "request_id")
         default = await self.service.delete_address(user_id, address_id, request.request_id)
         response = users_pb2.DeleteAddressResponse()
         if default is not None:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh import tokens
 from mesh.auth import require_owner_or_admin
-from mesh.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from mesh.errors import AlreadyExists, NotFound, Unauthenticated
 from svc_users.domain import (
     Address,
     ProfileChange,
@@ -118,8 +118,6 @@ class UsersService:
         """Create a customer account. A retry with the same email, password
         and request id returns the account created first; any other sign-up
         with a taken email is ALREADY_EXISTS."""
-        if not request_id:
-            raise InvalidArgument.for_field("request_id", "is required (an idempotency key)")
         form = validate_sign_up(email, password, name, phone)
         replayed = await self._replayed_sign_up(form, request_id)
         if replayed is not None:
@@ -225,8 +223,6 @@ class UsersService:
     async def create_address(self, user_id: str, address: Address, request_id: str) -> Address:
         """Validate (pincode against India Post's directory) and save."""
         require_owner_or_admin(user_id)
-        if not request_id:
-            raise InvalidArgument.for_field("request_id", "is required (an idempotency key)")
         clean = validate_address(address, self.pincode_known)
         try:
             return await self.store.create_address(user_id, clean, request_id)

@@ -167,3 +167,58 @@ def test_rate_limit_per_client_is_429(services, edge_factory) -> None:  # type: 
         assert limited.json()["code"] == 8  # RESOURCE_EXHAUSTED
         # /healthz is answered before the limiter: probes never get 429.
         assert c.get("/healthz").status_code == 200
+
+
+# -- idempotency keys are optional; `me` is the caller -----------------------
+
+
+def test_sign_up_without_a_request_id(client: httpx.Client) -> None:
+    body = {"email": f"nokey-{uuid.uuid4().hex[:10]}@example.com",
+            "password": "correct horse battery", "name": "No Key"}
+    resp = client.post("/v1/users", json=body)
+    assert resp.status_code == 200, resp.text
+    # No key, so no replay: the same sign-up again is a second attempt, refused by email.
+    again = client.post("/v1/users", json=body)
+    assert again.status_code == 409, again.text
+
+
+def test_sign_up_with_an_idempotency_key_header(client: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    body = {"email": f"hdr-{uuid.uuid4().hex[:10]}@example.com",
+            "password": "correct horse battery", "name": "Header Key"}
+    first = client.post("/v1/users", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    retry = client.post("/v1/users", json=body, headers={"Idempotency-Key": key})
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["userId"] == first.json()["userId"]
+    other = client.post("/v1/users", json={**body, "name": "Someone Else"},
+                        headers={"Idempotency-Key": key})
+    assert other.status_code == 409, other.text
+    assert key in other.json()["message"]
+    mismatch = client.post("/v1/users", json={**body, "requestId": "another-key"},
+                           headers={"Idempotency-Key": key})
+    assert mismatch.status_code == 400, mismatch.text
+    assert "request_id" in mismatch.text
+
+
+def test_me_is_the_caller(client: httpx.Client, alice: dict) -> None:
+    auth = {"Authorization": f"Bearer {alice['token']}"}
+    resp = client.get("/v1/users/me", headers=auth)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["userId"] == alice["userId"]
+    added = client.post("/v1/users/me/addresses", headers=auth, json={"address": {
+        "name": "Asha Rao", "lines": ["1 MG Road"], "city": "Bengaluru",
+        "state": "Karnataka", "pincode": "560001", "phone": "9876543210"}})
+    assert added.status_code == 200, added.text
+    listed = client.get(f"/v1/users/{alice['userId']}/addresses", headers=auth).json()
+    assert added.json()["addressId"] in [a["addressId"] for a in listed["addresses"]]
+    assert client.get("/v1/users/me").status_code == 401
+
+
+def test_me_never_reaches_another_user(client: httpx.Client, alice: dict) -> None:
+    bob = _sign_up(client)
+    bob_token = _login(client, bob["email"], bob["password"])
+    auth = {"Authorization": f"Bearer {bob_token}"}
+    assert client.get("/v1/users/me", headers=auth).json()["userId"] == bob["userId"]
+    assert client.get(f"/v1/users/{alice['userId']}", headers=auth).status_code == 403
+    assert client.get(f"/v1/users/{alice['userId']}/addresses", headers=auth).status_code == 403

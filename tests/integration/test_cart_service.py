@@ -174,7 +174,7 @@ async def test_retried_add_does_not_add_twice(world: World) -> None:
     again = await world.add(user, item, 3, request_id)
     assert again.lines[0].quantity == 3
     # The same id for a different request is refused rather than replayed.
-    assert await code_of(world.add(user, item, 4, request_id)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await code_of(world.add(user, item, 4, request_id)) == grpc.StatusCode.ABORTED
 
 
 async def test_price_change_in_the_catalog_shows_in_the_cart(world: World) -> None:

@@ -53,7 +53,7 @@ def test_bad_pincodes(pincode: str) -> None:
 
 def test_set_stock_validation() -> None:
     assert domain.validate_set_stock("i", "w", 0, "r") == []
-    assert fields(domain.validate_set_stock("", "w x", -1, "")) == {
+    assert fields(domain.validate_set_stock("", "w x", -1, "x" * 200)) == {
         "item_id",
         "warehouse_id",
         "available",
