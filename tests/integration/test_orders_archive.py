@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 from infra.core import STACK
 from mesh.db import make_engine
 from svc_orders.archive_store import ArchiveStore
+from svc_orders.domain import OrderState
 from svc_orders.history import OrderHistory
 from svc_orders.service import OrderService, OrderSettings
 from svc_orders.store import OrderStore
@@ -421,6 +422,31 @@ async def test_archived_orders_are_read_by_id_while_mariadb_is_unreachable(
     finally:
         await archive.close()
         await dead.dispose()
+
+
+async def test_the_schedule_archives_old_orders_by_itself(world: World, store: OrderStore) -> None:
+    """With the scheduled archiver on (as under `make up`) and an archive
+    age of a day, old terminal orders move without any call; recent ones
+    and live states stay."""
+    user = new_id()
+    old = [synthetic_order(user, now() - timedelta(days=9, minutes=i)) for i in range(3)]
+    recent = synthetic_order(user, now() - timedelta(days=9, minutes=5))
+    placed = synthetic_order(user, now() - timedelta(days=9, minutes=6), state=OrderState.PLACED)
+    await insert_orders(store, [*old, recent, placed])
+    await make_archivable(store.engine, [r.order_id for r in [*old, placed]])
+    await world.start(
+        ECOM_ORDERS_ARCHIVE_ENABLED="1",
+        ECOM_ORDER_ARCHIVE_AGE="1d",
+        ECOM_ORDERS_ARCHIVE_INTERVAL_SECONDS="0.5",
+    )
+    try:
+        ids = {r.order_id for r in [*old, recent, placed]}
+        deadline = time.monotonic() + 60
+        while (left := await live_ids(store.engine, ids)) != {recent.order_id, placed.order_id}:
+            assert time.monotonic() < deadline, f"still live: {left}"
+            await asyncio.sleep(0.3)
+    finally:
+        await world.start()
 
 
 async def test_kill_9_between_the_cassandra_write_and_the_delete_loses_and_duplicates_nothing(
