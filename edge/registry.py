@@ -49,10 +49,10 @@ PROCESSES: tuple[ServiceProcess, ...] = (
     ServiceProcess("users", ("ecom.users.v1.UserService", "ecom.users.v1.AuthService")),
     ServiceProcess("cart", ("ecom.cart.v1.CartService", "ecom.wishlist.v1.WishlistService")),
     ServiceProcess("inventory", ("ecom.inventory.v1.InventoryService",)),
+    # OrderHistoryService is public for ArchiveOrders and ListSellerOrders
+    # (admin); its other RPCs have no REST binding.
     ServiceProcess(
-        "orders",
-        ("ecom.orders.v1.OrderService",),
-        internal_services=("ecom.orderhistory.v1.OrderHistoryService",),
+        "orders", ("ecom.orders.v1.OrderService", "ecom.orderhistory.v1.OrderHistoryService")
     ),
     ServiceProcess("payments", (), internal_services=("ecom.payments.v1.PaymentService",)),
     ServiceProcess("recs", ("ecom.recommendations.v1.RecommendationService",)),
@@ -93,6 +93,8 @@ TIMEOUT_OVERRIDES: dict[str, float] = {
     "ecom.catalog.v1.CatalogService.SubmitFeed": 30.0,
     # Up to 1000 stock rows in one transaction.
     "ecom.inventory.v1.InventoryService.BatchSetStock": 30.0,
+    # An archive run moves up to 100,000 orders in batches.
+    "ecom.orderhistory.v1.OrderHistoryService.ArchiveOrders": 300.0,
 }
 
 

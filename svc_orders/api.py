@@ -18,15 +18,20 @@ from mesh import require_admin, require_caller, require_owner_or_admin
 from mesh.errors import FailedPrecondition
 from svc_orders import codec
 from svc_orders.domain import IllegalTransition, WantedLine
+from svc_orders.history import OrderHistory
 from svc_orders.service import OrderService, Reconciler
 
 
 class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     """OrderService over the use cases in :mod:`svc_orders.service`."""
 
-    def __init__(self, service: OrderService, reconciler: Reconciler) -> None:
+    def __init__(
+        self, service: OrderService, reconciler: Reconciler, history: OrderHistory
+    ) -> None:
         self.service = service
         self.reconciler = reconciler
+        # Live + archived reads; archived orders refuse transitions.
+        self.history = history
 
     async def CreateOrder(self, request: pb.CreateOrderRequest, context: Any) -> pb.Order:
         caller = require_owner_or_admin(request.user_id) if request.user_id else require_caller()
@@ -45,50 +50,49 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     async def PayOrder(self, request: pb.PayOrderRequest, context: Any) -> pb.Order:
         require_caller()
         try:
-            rec = await self.service.pay(
-                request.order_id, request.payment_token, request.request_id
-            )
+            async with self.history.live_only(request.order_id):
+                rec = await self.service.pay(
+                    request.order_id, request.payment_token, request.request_id
+                )
         except IllegalTransition as exc:
             raise FailedPrecondition(str(exc), reason="ILLEGAL_TRANSITION") from None
         return codec.order_proto(rec)
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Any) -> pb.Order:
         require_caller()
-        rec = await self.service.get_visible(request.order_id)
-        require_owner_or_admin(rec.user_id)
-        return codec.order_proto(rec)
+        order = await self.history.get_order(request.order_id)
+        require_owner_or_admin(order.user_id)
+        return order
 
     async def CancelOrder(self, request: pb.CancelOrderRequest, context: Any) -> pb.Order:
         require_caller()
-        rec = await self.service.cancel(request.order_id, request.note, request.request_id)
+        async with self.history.live_only(request.order_id):
+            rec = await self.service.cancel(request.order_id, request.note, request.request_id)
         return codec.order_proto(rec)
 
     async def ShipOrder(self, request: pb.ShipOrderRequest, context: Any) -> pb.Order:
         require_admin()
-        rec = await self.service.ship(
-            request.order_id,
-            request.shipment.carrier,
-            request.shipment.tracking_number,
-            request.request_id,
-        )
+        async with self.history.live_only(request.order_id):
+            rec = await self.service.ship(
+                request.order_id,
+                request.shipment.carrier,
+                request.shipment.tracking_number,
+                request.request_id,
+            )
         return codec.order_proto(rec)
 
     async def DeliverOrder(self, request: pb.DeliverOrderRequest, context: Any) -> pb.Order:
         require_admin()
-        rec = await self.service.deliver(request.order_id, request.request_id)
+        async with self.history.live_only(request.order_id):
+            rec = await self.service.deliver(request.order_id, request.request_id)
         return codec.order_proto(rec)
 
     async def ListUserOrders(
         self, request: pb.ListUserOrdersRequest, context: Any
     ) -> pb.ListUserOrdersResponse:
         require_owner_or_admin(request.user_id)
-        page, token = await self.service.list_user_orders(
+        return await self.history.list_user_orders(
             request.user_id, request.page_size, request.page_token
-        )
-        # The Cassandra archive (orderhistory) is not built yet: every order
-        # is still live, so the list is complete without it.
-        return pb.ListUserOrdersResponse(
-            orders=[codec.order_proto(r) for r in page], next_page_token=token
         )
 
     async def ReconcileOrders(

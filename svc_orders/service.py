@@ -17,13 +17,12 @@ CREATED, so a payment success and an expiry can never both win.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import grpc
@@ -301,21 +300,6 @@ class OrderService:
                 f"order {order_id!r} not found", resource_type="order", resource_name=order_id
             )
         return rec
-
-    async def list_user_orders(
-        self, user_id: str, page_size: int, page_token: str
-    ) -> tuple[list[OrderRecord], str]:
-        """One page of a user's orders, newest first, and the next token."""
-        if page_size < 0 or page_size > 100:
-            raise InvalidArgument.for_field("page_size", "must be 0-100")
-        size = page_size or 20
-        after = _decode_cursor(page_token, user_id) if page_token else None
-        page = await self.store.list_user(user_id, size + 1, after)
-        token = ""
-        if len(page) > size:
-            page = page[:size]
-            token = _encode_cursor(page[-1].create_time, page[-1].order_id, user_id)
-        return page, token
 
     # -- checkout ----------------------------------------------------------
     async def create_order(
@@ -1431,24 +1415,6 @@ class Reconciler:
 
 class _NotDue(Exception):
     """Raised inside the expiry transaction when the order no longer qualifies."""
-
-
-def _encode_cursor(t: datetime, order_id: str, user_id: str) -> str:
-    cursor = common_pb2.PageCursor(
-        after_time=codec.timestamp(t), after_id=order_id, request_hash=user_id
-    )
-    return base64.urlsafe_b64encode(cursor.SerializeToString()).rstrip(b"=").decode()
-
-
-def _decode_cursor(token: str, user_id: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        cursor = common_pb2.PageCursor.FromString(raw)
-    except Exception:  # noqa: BLE001 - any garbage is the client's
-        raise InvalidArgument.for_field("page_token", "not a token from this list") from None
-    if cursor.request_hash != user_id or not cursor.after_id:
-        raise InvalidArgument.for_field("page_token", "not a token from this list")
-    return codec.from_timestamp(cursor.after_time), cursor.after_id
 
 
 __all__ = ["DomainError", "OrderService", "OrderSettings", "Peers"]

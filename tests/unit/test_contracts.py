@@ -62,6 +62,10 @@ REST_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/v1/orders/{order_id}:ship"): "ecom.orders.v1.OrderService.ShipOrder",
     ("POST", "/v1/orders/{order_id}:deliver"): "ecom.orders.v1.OrderService.DeliverOrder",
     ("GET", "/v1/users/{user_id}/orders"): "ecom.orders.v1.OrderService.ListUserOrders",
+    ("POST", "/v1/orders:archive"): "ecom.orderhistory.v1.OrderHistoryService.ArchiveOrders",
+    ("GET", "/v1/sellers/{seller_id}/orders"): (
+        "ecom.orderhistory.v1.OrderHistoryService.ListSellerOrders"
+    ),
     ("GET", "/v1/users/{user_id}/recommendations"): (
         "ecom.recommendations.v1.RecommendationService.ListUserRecommendations"
     ),

@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from ecom.orders.v1 import orders_pb2 as ecom_dot_orders_dot_v1_dot_orders__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ecom/orderhistory/v1/orderhistory.proto\x12\x14\x65\x63om.orderhistory.v1\x1a\x1b\x65\x63om/orders/v1/orders.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\"\x81\x01\n\x14\x41rchiveOrdersRequest\x12*\n\x07min_age\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nmax_orders\x18\x02 \x01(\x05\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x18\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"c\n\x15\x41rchiveOrdersResponse\x12\x16\n\x0e\x61rchived_count\x18\x01 \x01(\x03\x12\x1a\n\x12\x61rchived_order_ids\x18\x02 \x03(\t\x12\x16\n\x0emore_remaining\x18\x03 \x01(\x08\"Y\n\x19ListArchivedOrdersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x1aListArchivedOrdersResponse\x12%\n\x06orders\x18\x01 \x03(\x0b\x32\x15.ecom.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x17GetArchivedOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\xd2\x02\n\x13OrderHistoryService\x12h\n\rArchiveOrders\x12*.ecom.orderhistory.v1.ArchiveOrdersRequest\x1a+.ecom.orderhistory.v1.ArchiveOrdersResponse\x12w\n\x12ListArchivedOrders\x12/.ecom.orderhistory.v1.ListArchivedOrdersRequest\x1a\x30.ecom.orderhistory.v1.ListArchivedOrdersResponse\x12X\n\x10GetArchivedOrder\x12-.ecom.orderhistory.v1.GetArchivedOrderRequest\x1a\x15.ecom.orders.v1.Orderb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ecom/orderhistory/v1/orderhistory.proto\x12\x14\x65\x63om.orderhistory.v1\x1a\x1b\x65\x63om/orders/v1/orders.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\"\x81\x01\n\x14\x41rchiveOrdersRequest\x12*\n\x07min_age\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nmax_orders\x18\x02 \x01(\x05\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x18\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"c\n\x15\x41rchiveOrdersResponse\x12\x16\n\x0e\x61rchived_count\x18\x01 \x01(\x03\x12\x1a\n\x12\x61rchived_order_ids\x18\x02 \x03(\t\x12\x16\n\x0emore_remaining\x18\x03 \x01(\x08\"Y\n\x19ListArchivedOrdersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x1aListArchivedOrdersResponse\x12%\n\x06orders\x18\x01 \x03(\x0b\x32\x15.ecom.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x17GetArchivedOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"Y\n\x17ListSellerOrdersRequest\x12\x17\n\tseller_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x18ListSellerOrdersResponse\x12%\n\x06orders\x18\x01 \x03(\x0b\x32\x15.ecom.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x8e\x04\n\x13OrderHistoryService\x12\x87\x01\n\rArchiveOrders\x12*.ecom.orderhistory.v1.ArchiveOrdersRequest\x1a+.ecom.orderhistory.v1.ArchiveOrdersResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/orders:archive:\x01*\x12w\n\x12ListArchivedOrders\x12/.ecom.orderhistory.v1.ListArchivedOrdersRequest\x1a\x30.ecom.orderhistory.v1.ListArchivedOrdersResponse\x12X\n\x10GetArchivedOrder\x12-.ecom.orderhistory.v1.GetArchivedOrderRequest\x1a\x15.ecom.orders.v1.Order\x12\x99\x01\n\x10ListSellerOrders\x12-.ecom.orderhistory.v1.ListSellerOrdersRequest\x1a..ecom.orderhistory.v1.ListSellerOrdersResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/sellers/{seller_id}/ordersb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +36,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ecom.orderhistory.v1.orderh
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ARCHIVEORDERSREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_ARCHIVEORDERSREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002'
+  _globals['_ARCHIVEORDERSREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
   _globals['_LISTARCHIVEDORDERSREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_LISTARCHIVEDORDERSREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
   _globals['_GETARCHIVEDORDERREQUEST'].fields_by_name['order_id']._loaded_options = None
   _globals['_GETARCHIVEDORDERREQUEST'].fields_by_name['order_id']._serialized_options = b'\342A\001\002'
-  _globals['_ARCHIVEORDERSREQUEST']._serialized_start=160
-  _globals['_ARCHIVEORDERSREQUEST']._serialized_end=289
-  _globals['_ARCHIVEORDERSRESPONSE']._serialized_start=291
-  _globals['_ARCHIVEORDERSRESPONSE']._serialized_end=390
-  _globals['_LISTARCHIVEDORDERSREQUEST']._serialized_start=392
-  _globals['_LISTARCHIVEDORDERSREQUEST']._serialized_end=481
-  _globals['_LISTARCHIVEDORDERSRESPONSE']._serialized_start=483
-  _globals['_LISTARCHIVEDORDERSRESPONSE']._serialized_end=575
-  _globals['_GETARCHIVEDORDERREQUEST']._serialized_start=577
-  _globals['_GETARCHIVEDORDERREQUEST']._serialized_end=626
-  _globals['_ORDERHISTORYSERVICE']._serialized_start=629
-  _globals['_ORDERHISTORYSERVICE']._serialized_end=967
+  _globals['_LISTSELLERORDERSREQUEST'].fields_by_name['seller_id']._loaded_options = None
+  _globals['_LISTSELLERORDERSREQUEST'].fields_by_name['seller_id']._serialized_options = b'\342A\001\002'
+  _globals['_ORDERHISTORYSERVICE'].methods_by_name['ArchiveOrders']._loaded_options = None
+  _globals['_ORDERHISTORYSERVICE'].methods_by_name['ArchiveOrders']._serialized_options = b'\202\323\344\223\002\027\"\022/v1/orders:archive:\001*'
+  _globals['_ORDERHISTORYSERVICE'].methods_by_name['ListSellerOrders']._loaded_options = None
+  _globals['_ORDERHISTORYSERVICE'].methods_by_name['ListSellerOrders']._serialized_options = b'\202\323\344\223\002 \022\036/v1/sellers/{seller_id}/orders'
+  _globals['_ARCHIVEORDERSREQUEST']._serialized_start=190
+  _globals['_ARCHIVEORDERSREQUEST']._serialized_end=319
+  _globals['_ARCHIVEORDERSRESPONSE']._serialized_start=321
+  _globals['_ARCHIVEORDERSRESPONSE']._serialized_end=420
+  _globals['_LISTARCHIVEDORDERSREQUEST']._serialized_start=422
+  _globals['_LISTARCHIVEDORDERSREQUEST']._serialized_end=511
+  _globals['_LISTARCHIVEDORDERSRESPONSE']._serialized_start=513
+  _globals['_LISTARCHIVEDORDERSRESPONSE']._serialized_end=605
+  _globals['_GETARCHIVEDORDERREQUEST']._serialized_start=607
+  _globals['_GETARCHIVEDORDERREQUEST']._serialized_end=656
+  _globals['_LISTSELLERORDERSREQUEST']._serialized_start=658
+  _globals['_LISTSELLERORDERSREQUEST']._serialized_end=747
+  _globals['_LISTSELLERORDERSRESPONSE']._serialized_start=749
+  _globals['_LISTSELLERORDERSRESPONSE']._serialized_end=839
+  _globals['_ORDERHISTORYSERVICE']._serialized_start=842
+  _globals['_ORDERHISTORYSERVICE']._serialized_end=1368
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from ecom.orders.v1 import orders_pb2 as _orders_pb2
+from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf.internal import containers as _containers
@@ -56,3 +57,21 @@ class GetArchivedOrderRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     def __init__(self, order_id: _Optional[str] = ...) -> None: ...
+
+class ListSellerOrdersRequest(_message.Message):
+    __slots__ = ("seller_id", "page_size", "page_token")
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    seller_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, seller_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSellerOrdersResponse(_message.Message):
+    __slots__ = ("orders", "next_page_token")
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    orders: _containers.RepeatedCompositeFieldContainer[_orders_pb2.Order]
+    next_page_token: str
+    def __init__(self, orders: _Optional[_Iterable[_Union[_orders_pb2.Order, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -52,6 +52,11 @@ class OrderHistoryServiceStub:
                 request_serializer=ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.GetArchivedOrderRequest.SerializeToString,
                 response_deserializer=ecom_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
                 _registered_method=True)
+        self.ListSellerOrders = channel.unary_unary(
+                '/ecom.orderhistory.v1.OrderHistoryService/ListSellerOrders',
+                request_serializer=ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.ListSellerOrdersRequest.SerializeToString,
+                response_deserializer=ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.ListSellerOrdersResponse.FromString,
+                _registered_method=True)
 
 
 class OrderHistoryServiceServicer:
@@ -63,7 +68,7 @@ class OrderHistoryServiceServicer:
         """Moves terminal orders older than `min_age` to the archive: copies each
         to Cassandra, reads it back to verify, then deletes the MariaDB row.
         Safe to interrupt and re-run: a copied-but-not-deleted order is simply
-        copied again (same key, same content).
+        copied again (same key, same content). Admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +84,15 @@ class OrderHistoryServiceServicer:
     def GetArchivedOrder(self, request, context):
         """Returns one archived order (with `archived` set). NOT_FOUND when it is
         not in the archive.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSellerOrders(self, request, context):
+        """Lists the archived orders holding a line of a seller (the catalog
+        item's `supplier_id`), newest `create_time` first, from the by-seller
+        table. Admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,6 +115,11 @@ def add_OrderHistoryServiceServicer_to_server(servicer, server):
                     servicer.GetArchivedOrder,
                     request_deserializer=ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.GetArchivedOrderRequest.FromString,
                     response_serializer=ecom_dot_orders_dot_v1_dot_orders__pb2.Order.SerializeToString,
+            ),
+            'ListSellerOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSellerOrders,
+                    request_deserializer=ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.ListSellerOrdersRequest.FromString,
+                    response_serializer=ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.ListSellerOrdersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +205,33 @@ class OrderHistoryService:
             '/ecom.orderhistory.v1.OrderHistoryService/GetArchivedOrder',
             ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.GetArchivedOrderRequest.SerializeToString,
             ecom_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSellerOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecom.orderhistory.v1.OrderHistoryService/ListSellerOrders',
+            ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.ListSellerOrdersRequest.SerializeToString,
+            ecom_dot_orderhistory_dot_v1_dot_orderhistory__pb2.ListSellerOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,7 +64,7 @@ REPAIR_KIND_LATE_PAYMENT_REFUNDED: RepairKind
 REPAIR_KIND_FLAGGED: RepairKind
 
 class OrderLine(_message.Message):
-    __slots__ = ("item_id", "quantity", "title", "unit_price", "line_total", "warehouse_id", "promised_date")
+    __slots__ = ("item_id", "quantity", "title", "unit_price", "line_total", "warehouse_id", "promised_date", "seller_id")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class OrderLine(_message.Message):
     LINE_TOTAL_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
     PROMISED_DATE_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     quantity: int
     title: str
@@ -79,7 +80,8 @@ class OrderLine(_message.Message):
     line_total: _money_pb2.Money
     warehouse_id: str
     promised_date: _date_pb2.Date
-    def __init__(self, item_id: _Optional[str] = ..., quantity: _Optional[int] = ..., title: _Optional[str] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., line_total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., warehouse_id: _Optional[str] = ..., promised_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+    seller_id: str
+    def __init__(self, item_id: _Optional[str] = ..., quantity: _Optional[int] = ..., title: _Optional[str] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., line_total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., warehouse_id: _Optional[str] = ..., promised_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., seller_id: _Optional[str] = ...) -> None: ...
 
 class OrderPayment(_message.Message):
     __slots__ = ("payment_id", "status", "decline_code", "refunded_amount")
