@@ -72,7 +72,7 @@ ecom is up. The REST edge: {edge}   (OpenAPI: {edge}/openapi.json)
 
 The first admin comes from ECOM_ADMIN_EMAIL / ECOM_ADMIN_PASSWORD
 (local defaults admin@ecom.local / ecom-admin-local).
-Services speak gRPC on 127.0.0.1:50051-50060 (grpcurl -plaintext ADDR list);
+Services speak gRPC on 127.0.0.1:50051-50061 (grpcurl -plaintext ADDR list);
 Envoy's admin interface is on 127.0.0.1:19901. `make status` shows everything; `make down` stops it.
 """)
     return 0
