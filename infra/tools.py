@@ -125,8 +125,9 @@ def spark_kafka_jars(*, resolve: bool = True) -> Path:
 
 
 def spark_lake_jars(*, resolve: bool = True) -> Path:
-    """Delta Lake (delta-spark + delta-storage) jars for the streaming analytics job, resolved from Maven Central once into the cache,
-    minus whatever pyspark already ships (antlr, protobuf, ...). Returns the
+    """Delta Lake (delta-spark + delta-storage) jars for the streaming
+    analytics job, resolved from Maven Central once into the cache, minus
+    whatever pyspark already ships (antlr, protobuf, ...). Returns the
     jar folder; with `resolve=False` a missing folder is an error, never a
     download."""
     import pyspark

@@ -134,36 +134,38 @@ LAKE_EXTRA = [("late", "boolean"), ("ingest_batch", "bigint")]
 
 
 def create_tables(spark: SparkSession, settings: AnalyticsSettings) -> None:
-    """Every lake table, created empty when missing."""
+    """Every lake table, created empty when missing (only the missing ones:
+    a CREATE of an existing Delta table still costs a Spark job, seconds on
+    a busy 2-core machine)."""
+    from delta.tables import DeltaTable
+
+    tables: dict[str, tuple[str, str]] = {}
     for family in events.FAMILY_COLUMNS:
         ddl = events.family_ddl(family) + ", " + ", ".join(f"`{n}` {t}" for n, t in LAKE_EXTRA)
-        spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{table_url(settings, family)}` ({ddl})"
-                  " USING delta PARTITIONED BY (event_date)")
+        tables[family] = (ddl, "event_date")
     q = ", ".join(f"`{n}` {t}" for n, t in events.QUARANTINE_COLUMNS)
-    spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{table_url(settings, QUARANTINE_TABLE)}`"
-              f" ({q}, `ingest_batch` bigint) USING delta PARTITIONED BY (quarantined_date)")
-    spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{table_url(settings, STATE_TABLE)}` ("
-              "batch_id bigint, max_event_time timestamp, watermark timestamp,"
-              " accepted bigint, dropped_late bigint, duplicates bigint, quarantined bigint,"
-              " batch_time timestamp) USING delta")
-    reports = {
-        "reports_top_items": "window_size string, window_start timestamp, window_end timestamp,"
-                             " scope string, item_id string, category string, units bigint,"
-                             " revenue_paise bigint",
-        "reports_category_revenue": "window_size string, window_start timestamp,"
-                                    " window_end timestamp, category string,"
-                                    " placed_paise bigint, cancelled_paise bigint,"
-                                    " refunded_paise bigint, net_paise bigint,"
-                                    " net_orders bigint",
-        "reports_funnel": "window_size string, window_start timestamp, window_end timestamp,"
-                          " searches bigint, cart_adds bigint, orders_created bigint,"
-                          " orders_placed bigint",
-        "reports_zero_result_searches": "window_size string, window_start timestamp,"
-                                        " window_end timestamp, query string, searches bigint",
-    }
-    for name, ddl in reports.items():
-        spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{table_url(settings, name)}` ({ddl})"
-                  " USING delta PARTITIONED BY (window_size)")
+    tables[QUARANTINE_TABLE] = (f"{q}, `ingest_batch` bigint", "quarantined_date")
+    tables[STATE_TABLE] = (
+        "batch_id bigint, max_event_time timestamp, watermark timestamp, accepted bigint,"
+        " dropped_late bigint, duplicates bigint, quarantined bigint, batch_time timestamp", "")
+    window = "window_size string, window_start timestamp, window_end timestamp"
+    tables["reports_top_items"] = (
+        f"{window}, scope string, item_id string, category string, units bigint,"
+        " revenue_paise bigint", "window_size")
+    tables["reports_category_revenue"] = (
+        f"{window}, category string, placed_paise bigint, cancelled_paise bigint,"
+        " refunded_paise bigint, net_paise bigint, net_orders bigint", "window_size")
+    tables["reports_funnel"] = (
+        f"{window}, searches bigint, cart_adds bigint, orders_created bigint,"
+        " orders_placed bigint", "window_size")
+    tables["reports_zero_result_searches"] = (
+        f"{window}, query string, searches bigint", "window_size")
+    for name, (ddl, partition) in tables.items():
+        url = table_url(settings, name)
+        if DeltaTable.isDeltaTable(spark, url):
+            continue
+        parts = f" PARTITIONED BY ({partition})" if partition else ""
+        spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{url}` ({ddl}) USING delta{parts}")
 
 
 def _ts_literal(value: datetime) -> str:
