@@ -42,7 +42,8 @@ EDGE_CONFIG = STACK / "edge" / "envoy.yaml"
 EDGE = "edge"
 SERVICES_ENV = "ECOM_SERVICES"
 # The streaming analytics job (pipelines/analytics.py), supervised like a
-# service; ECOM_ANALYTICS_JOB=0 leaves it out.
+# service when the whole system runs or ECOM_SERVICES names `analytics`;
+# ECOM_ANALYTICS_JOB=0 leaves it out.
 ANALYTICS_JOB = "analytics-job"
 ANALYTICS_JOB_ENV = "ECOM_ANALYTICS_JOB"
 
@@ -112,7 +113,9 @@ def planned_children() -> list[ChildState]:
         )
         for p in selected_processes()
     ]
-    if os.environ.get(ANALYTICS_JOB_ENV, "1") not in ("0", "false", "no"):
+    names = {p.name for p in selected_processes()}
+    wanted = os.environ.get(ANALYTICS_JOB_ENV, "1") not in ("0", "false", "no")
+    if wanted and "analytics" in names:
         children.append(ChildState(
             name=ANALYTICS_JOB, addr="-",
             command=[sys.executable, "-m", "pipelines.analytics"],

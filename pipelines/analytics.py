@@ -17,9 +17,11 @@ deployment's topic prefix) and hands each micro-batch to :class:`BatchWriter`:
    here does not carry at any version, so the job cannot load it. An
    undecodable record goes to the ``quarantine`` table with its topic,
    partition and offset, and is counted; the stream goes on.
-2. Deduplicate and land. Events are unique by ``event_id``: a MERGE that only
-   inserts missing ids appends each event once to its family's Delta table
-   (partitioned by ``event_date``), however often the batch is replayed.
+2. Deduplicate and land. Events are unique by ``event_id``: the batch's
+   events minus those an earlier batch landed are appended to their family's
+   Delta table (partitioned by ``event_date``) with Delta's idempotent-write
+   marker (txnAppId, txnVersion = batch id), so each lands once however
+   often the batch is replayed.
 3. Watermark. The watermark of batch N is the largest event time of batches
    before N minus the late bound (``ECOM_ANALYTICS_LATE_SECONDS``, default
    600 s), as Spark's ``withWatermark`` defines it. It is stored per batch in
@@ -39,6 +41,7 @@ its checkpoint counts every event exactly once.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import logging
@@ -341,7 +344,8 @@ class BatchWriter:
     def _refresh_reports(self, flagged: DataFrame) -> None:
         """Recompute every window the batch's accepted events fall in (a
         replayed batch recomputes the same windows: the late flags come from
-        the stored watermark)."""
+        the stored watermark). The sources are read once for the widest
+        range, and each report table is written once for both sizes."""
         from pyspark.sql import functions as F  # noqa: N812
 
         r = (flagged.where(F.col("family").isin(
@@ -351,11 +355,38 @@ class BatchWriter:
         if r.a is None:
             return
         lo, hi = r.a.replace(tzinfo=UTC), r.b.replace(tzinfo=UTC)
-        for size, seconds in WINDOWS.items():
-            start = _floor(lo, seconds)
-            end = _floor(hi, seconds) + timedelta(seconds=seconds)
-            self._report_range(size, seconds, start, end)
-            LOG.info("%s reports %s..%s refreshed", size, start, end)
+        ranges = {size: (_floor(lo, seconds), _floor(hi, seconds) + timedelta(seconds=seconds))
+                  for size, seconds in WINDOWS.items()}
+        start = min(a for a, _ in ranges.values())
+        end = max(b for _, b in ranges.values())
+        sources = {family: self._events(family, start, end).persist() for family in (
+            "orders_lifecycle", "payments_events", "cart_events", "search_queries")}
+        categories = self._categories().persist()
+        try:
+            parts: dict[str, list[DataFrame]] = {name: [] for name in REPORT_TABLES}
+            for size, (s0, s1) in ranges.items():
+                for name, df in self._reports(sources, categories, WINDOWS[size], s0, s1).items():
+                    parts[name].append(df.withColumn("window_size", F.lit(size)))
+            where = " OR ".join(
+                f"(window_size = '{size}' AND window_start >= {_ts_literal(s0)}"
+                f" AND window_start < {_ts_literal(s1)})" for size, (s0, s1) in ranges.items())
+            collected: dict[str, list[Any]] = {}
+            for name, dfs in parts.items():
+                df = dfs[0]
+                for other in dfs[1:]:
+                    df = df.unionByName(other)
+                df = df.persist()
+                (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
+                 .save(self.url(name)))
+                collected[name] = df.collect()
+                df.unpersist()
+            self._upsert_cassandra(collected)
+            LOG.info("reports refreshed for %s", ", ".join(
+                f"{size} {s0:%Y-%m-%d %H:%M}..{s1:%H:%M}" for size, (s0, s1) in ranges.items()))
+        finally:
+            for df in sources.values():
+                df.unpersist()
+            categories.unpersist()
 
     def _events(self, family: str, start: datetime, end: datetime) -> DataFrame:
         from pyspark.sql import functions as F  # noqa: N812
@@ -365,17 +396,21 @@ class BatchWriter:
                        & (F.col("occurred_at") >= F.lit(start))
                        & (F.col("occurred_at") < F.lit(end)) & ~F.col("late")))
 
-    def _report_range(self, size: str, seconds: int, start: datetime, end: datetime) -> None:
+    def _reports(self, sources: dict[str, DataFrame], categories: DataFrame, seconds: int,
+                 start: datetime, end: datetime) -> dict[str, DataFrame]:
+        """The four reports for windows of `seconds` starting in [start, end)."""
         from pyspark.sql import functions as F  # noqa: N812
 
         dur = f"{seconds} seconds"
 
         def win(df: DataFrame) -> DataFrame:
-            return df.withColumn("w", F.window("occurred_at", dur)).withColumn(
-                "window_start", F.col("w.start")).withColumn("window_end", F.col("w.end"))
+            return (df.where((F.col("occurred_at") >= F.lit(start))
+                             & (F.col("occurred_at") < F.lit(end)))
+                    .withColumn("w", F.window("occurred_at", dur))
+                    .withColumn("window_start", F.col("w.start"))
+                    .withColumn("window_end", F.col("w.end")))
 
-        orders = win(self._events("orders_lifecycle", start, end))
-        categories = self._categories()
+        orders = win(sources["orders_lifecycle"])
         # Each placed order adds its lines, each cancellation of a placed order
         # takes them back (sign -1), in the window of the transition.
         signed = orders.where(
@@ -396,7 +431,7 @@ class BatchWriter:
         top = (per_item.withColumn("scope", F.lit(report_store.ALL_CATEGORIES))
                .unionByName(per_item.withColumn("scope", F.col("category"))))
 
-        refunds = self._refunds(size, seconds, start, end, categories)
+        refunds = self._refunds(win(sources["payments_events"]), categories)
         cat = (lines.groupBy("window_start", "window_end", "category").agg(
             F.sum(F.when(F.col("sign") > 0, F.col("paise")).otherwise(0)).alias("placed_paise"),
             F.sum(F.when(F.col("sign") < 0, -F.col("paise")).otherwise(0))
@@ -406,15 +441,17 @@ class BatchWriter:
             .join(refunds, ["window_start", "window_end", "category"], "full_outer")
             .na.fill(0, ["placed_paise", "cancelled_paise", "placed_n", "cancelled_n",
                          "refunded_paise"])
-            .select("window_start", "window_end", "category", "placed_paise",
-                    "cancelled_paise", "refunded_paise",
+            .select("window_start", "window_end", "category",
+                    F.col("placed_paise").cast("bigint").alias("placed_paise"),
+                    F.col("cancelled_paise").cast("bigint").alias("cancelled_paise"),
+                    F.col("refunded_paise").cast("bigint").alias("refunded_paise"),
                     (F.col("placed_paise") - F.col("cancelled_paise") - F.col("refunded_paise"))
-                    .alias("net_paise"),
-                    (F.col("placed_n") - F.col("cancelled_n")).alias("net_orders")))
+                    .cast("bigint").alias("net_paise"),
+                    (F.col("placed_n") - F.col("cancelled_n")).cast("bigint")
+                    .alias("net_orders")))
 
-        searches = win(self._events("search_queries", start, end))
-        carts = win(self._events("cart_events", start, end)).where(
-            F.col("payload") == "cart_item_added")
+        searches = win(sources["search_queries"])
+        carts = win(sources["cart_events"]).where(F.col("payload") == "cart_item_added")
         funnel_parts = [
             searches.groupBy("window_start", "window_end").agg(F.count("*").alias("searches")),
             carts.groupBy("window_start", "window_end").agg(F.count("*").alias("cart_adds")),
@@ -433,23 +470,15 @@ class BatchWriter:
                 .withColumn("query", normalize)
                 .groupBy("window_start", "window_end", "query").agg(F.count("*").alias("searches")))
 
-        results = {
-            "reports_top_items": top.select("window_start", "window_end", "scope", "item_id",
-                                            "category", "units", "revenue_paise"),
+        return {
+            "reports_top_items": top.select(
+                "window_start", "window_end", "scope", "item_id", "category",
+                F.col("units").cast("bigint").alias("units"),
+                F.col("revenue_paise").cast("bigint").alias("revenue_paise")),
             "reports_category_revenue": cat,
             "reports_funnel": funnel,
             "reports_zero_result_searches": zero,
         }
-        collected: dict[str, list[Any]] = {}
-        where = (f"window_size = '{size}' AND window_start >= {_ts_literal(start)}"
-                 f" AND window_start < {_ts_literal(end)}")
-        for name, df in results.items():
-            df = df.withColumn("window_size", F.lit(size)).persist()
-            (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
-             .save(self.url(name)))
-            collected[name] = df.collect()
-            df.unpersist()
-        self._upsert_cassandra(size, collected)
 
     def _categories(self) -> DataFrame:
         """item_id -> category, from the newest catalog event of each item."""
@@ -463,8 +492,7 @@ class BatchWriter:
         return (items.withColumn("n", F.row_number().over(newest)).where(F.col("n") == 1)
                 .select("item_id", "category"))
 
-    def _refunds(self, size: str, seconds: int, start: datetime, end: datetime,
-                 categories: DataFrame) -> DataFrame:
+    def _refunds(self, payments: DataFrame, categories: DataFrame) -> DataFrame:
         """Refunds of orders placed and not cancelled, per category and window.
 
         A cancelled placed order already takes its whole value back (and its
@@ -476,11 +504,8 @@ class BatchWriter:
         from pyspark.sql import Window
         from pyspark.sql import functions as F  # noqa: N812
 
-        refunds = (self._events("payments_events", start, end)
-                   .where(F.col("payload") == "payment_refunded")
-                   .withColumn("w", F.window("occurred_at", f"{seconds} seconds"))
-                   .select(F.col("w.start").alias("window_start"),
-                           F.col("w.end").alias("window_end"), "order_id", "refund_id",
+        refunds = (payments.where(F.col("payload") == "payment_refunded")
+                   .select("window_start", "window_end", "order_id", "refund_id",
                            "refund_paise"))
         orders = self.spark.read.format("delta").load(self.url("orders_lifecycle")).where(
             ~F.col("late"))
@@ -510,7 +535,7 @@ class BatchWriter:
                 .groupBy("window_start", "window_end", "category")
                 .agg(F.sum("share").cast("bigint").alias("refunded_paise")))
 
-    def _upsert_cassandra(self, size: str, collected: dict[str, list[Any]]) -> None:
+    def _upsert_cassandra(self, collected: dict[str, list[Any]]) -> None:
         from cassandra.concurrent import execute_concurrent_with_args
 
         def utc(v: datetime) -> datetime:
@@ -518,25 +543,25 @@ class BatchWriter:
 
         top = collected["reports_top_items"]
         execute_concurrent_with_args(self.cassandra, self.put_top, [
-            (size, utc(r.window_start), r.scope, r.item_id, r.category, int(r.units or 0),
+            (r.window_size, utc(r.window_start), r.scope, r.item_id, r.category, int(r.units or 0),
              int(r.revenue_paise or 0)) for r in top], concurrency=32, raise_on_first_error=True)
-        windows = {("top_items", utc(r.window_start)) for r in top} | {
-            ("zero_result_searches", utc(r.window_start))
+        windows = {("top_items", r.window_size, utc(r.window_start)) for r in top} | {
+            ("zero_result_searches", r.window_size, utc(r.window_start))
             for r in collected["reports_zero_result_searches"]}
-        execute_concurrent_with_args(self.cassandra, self.put_window, [
-            (report, size, start) for report, start in windows], concurrency=32,
+        execute_concurrent_with_args(self.cassandra, self.put_window, sorted(windows),
+            concurrency=32,
             raise_on_first_error=True)
         execute_concurrent_with_args(self.cassandra, self.put_category, [
-            (size, _day(r.window_start), utc(r.window_start), r.category, int(r.placed_paise),
-             int(r.cancelled_paise), int(r.refunded_paise), int(r.net_paise),
+            (r.window_size, _day(r.window_start), utc(r.window_start), r.category,
+             int(r.placed_paise), int(r.cancelled_paise), int(r.refunded_paise), int(r.net_paise),
              int(r.net_orders)) for r in collected["reports_category_revenue"]],
             concurrency=32, raise_on_first_error=True)
         execute_concurrent_with_args(self.cassandra, self.put_funnel, [
-            (size, _day(r.window_start), utc(r.window_start), int(r.searches),
+            (r.window_size, _day(r.window_start), utc(r.window_start), int(r.searches),
              int(r.cart_adds), int(r.orders_created), int(r.orders_placed))
             for r in collected["reports_funnel"]], concurrency=32, raise_on_first_error=True)
         execute_concurrent_with_args(self.cassandra, self.put_zero, [
-            (size, utc(r.window_start), r.query, int(r.searches))
+            (r.window_size, utc(r.window_start), r.query, int(r.searches))
             for r in collected["reports_zero_result_searches"]], concurrency=32,
             raise_on_first_error=True)
 
@@ -585,10 +610,15 @@ def _offsets(value: Any) -> dict[str, dict[str, int]]:
     if not value:
         return {}
     if isinstance(value, str):
+        # The JSON of the Kafka source, or (pyspark's progress objects turn
+        # nested JSON into str(dict)) a Python literal of it.
         try:
             value = json.loads(value)
         except ValueError:
-            return {}
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                return {}
     return value if isinstance(value, dict) else {}
 
 

@@ -219,7 +219,7 @@ def test_kill_9_mid_batch_loses_and_doubles_nothing(stack: Stack, lake: Path,
     prefix = stack.topic_prefix + name + "."
     ks = stack.db_prefix + name + "_analytics"
     runner = _runner(stack, lake, name)
-    orders = 120
+    orders = 60
     envs = [ev.item_upserted("i-phone", "mobiles", PHONE, at=at(-5))]
     for i in range(orders):
         lines = [("i-phone", 1 + i % 3, PHONE)]
@@ -227,7 +227,7 @@ def test_kill_9_mid_batch_loses_and_doubles_nothing(stack: Stack, lake: Path,
                                         at=at(i * 0.25)))
     _publish(stack, prefix, envs)
     units = sum(1 + i % 3 for i in range(orders))
-    small = {"ECOM_ANALYTICS_MAX_OFFSETS_PER_TRIGGER": "30"}
+    small = {"ECOM_ANALYTICS_MAX_OFFSETS_PER_TRIGGER": "20"}
     try:
         proc = runner.start(once=False, **small)
 

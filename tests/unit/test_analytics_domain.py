@@ -75,6 +75,9 @@ def test_progress_summary_reports_lag_per_topic_without_prefix() -> None:
     }
     out = progress_summary(progress, "p.")
     assert out["lag"] == {"orders.lifecycle": 2, "cart.events": 0}
+    # pyspark hands nested offsets over as str(dict).
+    progress["sources"][0] = {k: str(v) for k, v in progress["sources"][0].items()}
+    assert progress_summary(progress, "p.")["lag"] == {"orders.lifecycle": 2, "cart.events": 0}
     assert (out["last_batch_id"], out["input_rows_per_second"]) == (7, 12.5)
 
 
