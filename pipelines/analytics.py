@@ -268,8 +268,8 @@ class BatchWriter:
             " ORDER BY batch_id DESC LIMIT 2").collect()
         existing = next((r.asDict() for r in rows if r.batch_id == batch_id), None)
         before = next((r.asDict() for r in rows if r.batch_id < batch_id), None)
-        zero = {"max_event_time": None, "accepted": 0, "dropped_late": 0, "duplicates": 0,
-                "quarantined": 0}
+        zero: dict[str, Any] = {"max_event_time": None, "accepted": 0, "dropped_late": 0,
+                                "duplicates": 0, "quarantined": 0}
         prev = before or zero
         if prev["max_event_time"] is not None:
             prev["max_event_time"] = prev["max_event_time"].replace(tzinfo=UTC)

@@ -61,7 +61,7 @@ class AnalyticsApi(analytics_pb2_grpc.AnalyticsServiceServicer):
                 net_orders=r.net_orders, placed_revenue=money.from_paise(r.placed_paise),
                 cancelled_revenue=money.from_paise(r.cancelled_paise),
                 refunded_revenue=money.from_paise(r.refunded_paise))
-            for r in report.rows])  # type: ignore[union-attr]
+            for r in report.rows])
         out.range.CopyFrom(_window(report.start, report.end))
         _as_of(out, report.as_of)
         return out
@@ -77,7 +77,7 @@ class AnalyticsApi(analytics_pb2_grpc.AnalyticsServiceServicer):
                 window=_window(r.window_start, _end(r.window_start, seconds)),
                 searches=r.searches, cart_adds=r.cart_adds, orders_created=r.orders_created,
                 orders_placed=r.orders_placed)
-            for r in report.rows])  # type: ignore[union-attr]
+            for r in report.rows])
         out.range.CopyFrom(_window(report.start, report.end))
         _as_of(out, report.as_of)
         return out

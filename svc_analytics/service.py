@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 from svc_analytics import domain
 from svc_analytics.store import ALL_CATEGORIES, CategoryRow, FunnelRow, ReportStore
@@ -21,12 +22,15 @@ class TopItems:
     as_of: datetime | None
 
 
+Row = TypeVar("Row", CategoryRow, FunnelRow)
+
+
 @dataclass(frozen=True)
-class RangeReport:
+class RangeReport(Generic[Row]):
     window_size: str
     start: datetime
     end: datetime
-    rows: list[CategoryRow] | list[FunnelRow]
+    rows: list[Row]
     as_of: datetime | None
 
 
@@ -62,7 +66,8 @@ class AnalyticsService:
         end = start + timedelta(seconds=domain.WINDOW_SECONDS[size])
         return TopItems(size, start, end, ranked, state.watermark)
 
-    async def category_revenue(self, window: str, from_: str, to: str) -> RangeReport:
+    async def category_revenue(self, window: str, from_: str,
+                               to: str) -> RangeReport[CategoryRow]:
         size = domain.window_size(window)
         start, end = domain.time_range(size, from_, to, self.clock())
         state = await self.store.job_state()
@@ -70,7 +75,7 @@ class AnalyticsService:
         rows.sort(key=lambda r: (r.window_start, r.category))
         return RangeReport(size, start, end, rows, state.watermark)
 
-    async def funnel(self, window: str, from_: str, to: str) -> RangeReport:
+    async def funnel(self, window: str, from_: str, to: str) -> RangeReport[FunnelRow]:
         size = domain.window_size(window)
         start, end = domain.time_range(size, from_, to, self.clock())
         state = await self.store.job_state()

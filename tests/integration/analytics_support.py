@@ -125,8 +125,8 @@ class JobRunner:
         self.procs.append(proc)
         return proc
 
-    def run_once(self, timeout: float = 400, **extra: str) -> None:
-        proc = self.start(once=True, **extra)
+    def run_once(self, timeout: float = 400, extra: dict[str, str] | None = None) -> None:
+        proc = self.start(once=True, **(extra or {}))
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:

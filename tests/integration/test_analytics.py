@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,6 @@ import pytest
 
 from infra.core import STACK
 from mesh.kafka import make_producer, publish
-from pipelines.analytics import table_url
 from svc_analytics import store as report_store
 from tests.conftest import Stack
 from tests.integration import analytics_support as ev
@@ -210,7 +210,6 @@ def test_reports_equal_hand_computed_numbers(stack: Stack, lake: Path, cassandra
         assert spark.read.format("delta").load(f"{settings_lake}/search_queries").count() == 5
     finally:
         spark.stop()
-    assert table_url  # noqa: B018 - the helper the job uses for these paths
 
 
 def test_kill_9_mid_batch_loses_and_doubles_nothing(stack: Stack, lake: Path,
@@ -230,18 +229,13 @@ def test_kill_9_mid_batch_loses_and_doubles_nothing(stack: Stack, lake: Path,
     small = {"ECOM_ANALYTICS_MAX_OFFSETS_PER_TRIGGER": "20"}
     try:
         proc = runner.start(once=False, **small)
-
-        def batches_done() -> int:
-            try:
-                row = cassandra.execute(
-                    f"SELECT last_batch_id FROM {ks}.job_state WHERE job = 'analytics'").one()
-            except Exception:  # noqa: BLE001 - the keyspace appears with the job
-                return 0
-            return 1 if row is not None and row.last_batch_id >= 1 else 0
-
-        ev.wait_for(batches_done, 300, "two batches of the job")
-        runner.kill(proc)  # in the middle of the next batch
-        runner.run_once(**small)
+        # Batch 1 has appended its events to the lake and not yet refreshed
+        # the reports, written its state or committed its Kafka offsets.
+        ev.wait_for(lambda: "batch 1: landed" in runner.log.read_text(errors="replace"),
+                    400, "batch 1 to land in the lake")
+        runner.kill(proc)
+        assert not re.search(r"batch 1: \d+ new events", runner.log.read_text(errors="replace"))
+        runner.run_once(extra=small)
     finally:
         runner.stop_all()
 

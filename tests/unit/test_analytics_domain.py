@@ -5,6 +5,7 @@ rules of svc_analytics (window, metric, limit, ranges, ranking)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from ecom.events.v1 import events_pb2
@@ -65,7 +66,7 @@ def test_every_family_has_its_table_schema() -> None:
 
 
 def test_progress_summary_reports_lag_per_topic_without_prefix() -> None:
-    progress = {
+    progress: dict[str, Any] = {
         "batchId": 7, "timestamp": "2026-01-15T10:00:00.000Z", "numInputRows": 40,
         "inputRowsPerSecond": 12.5, "processedRowsPerSecond": 20.0,
         "sources": [{
