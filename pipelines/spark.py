@@ -98,7 +98,6 @@ def build_session(
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.eventLog.enabled": "false",
-        "spark.jars": ",".join(kafka_jars() + (lake_jars() if delta else [])),
         # No Hive metastore (it would create metastore_db/ in the working dir).
         "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
@@ -107,6 +106,11 @@ def build_session(
         "spark.default.parallelism": str(shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
     }
+    jars = kafka_jars() + (lake_jars() if delta else [])
+    if jars:
+        # Left unset when empty, so jars spark-submit resolved (--packages,
+        # --jars) are not overridden.
+        conf["spark.jars"] = ",".join(jars)
     if delta:
         conf.update(DELTA_CONF)
     conf.update(extra_conf or {})
