@@ -16,6 +16,8 @@ MAX_LIMIT = 100
 # A range report reads at most this many windows (1h: a week; 1m: 7 days
 # would be 10,080 rows, so ranges of 1m windows are capped too).
 MAX_RANGE_WINDOWS = 24 * 7
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,13 @@ def _parse_time(field: str, value: str) -> datetime | None:
             field, "must be an RFC 3339 time, e.g. 2026-01-15T10:00:00Z") from None
     if parsed.tzinfo is None:
         raise InvalidArgument.for_field(field, "must carry a time zone (Z or +05:30)")
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidArgument.for_field(field, "is out of range") from None
+    if not EARLIEST <= parsed <= LATEST:
+        raise InvalidArgument.for_field(field, "must be between 1970 and 2200")
+    return parsed
 
 
 def time_range(size: str, from_: str, to: str, now: datetime) -> tuple[datetime, datetime]:

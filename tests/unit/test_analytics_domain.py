@@ -98,8 +98,10 @@ def test_ranges_snap_to_windows_and_are_bounded() -> None:
     assert (start, end) == (T, datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
     with pytest.raises(InvalidArgument):
         domain.time_range("1m", "2026-01-01T00:00:00Z", "2026-01-15T00:00:00Z", T)
-    with pytest.raises(InvalidArgument):
-        domain.time_range("1h", "yesterday", "", T)
+    for bad in ("yesterday", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00",
+                "2026-01-15T10:00:00"):
+        with pytest.raises(InvalidArgument):
+            domain.time_range("1h", bad, "", T)
 
 
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=3), st.integers(-5, 50),
