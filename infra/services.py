@@ -303,8 +303,10 @@ def analytics_job_lines() -> list[str]:
     except (FileNotFoundError, ValueError):
         return ["analytics job: no progress yet"]
     lag = ", ".join(f"{t} {n}" for t, n in sorted((data.get("lag") or {}).items())) or "-"
+    pid = data.get("pid")
+    state = data.get("state") if isinstance(pid, int) and pid_alive(pid) else "not running"
     return [
-        f"analytics job: {data.get('state')} (pid {data.get('pid')}), last batch "
+        f"analytics job: {state} (pid {pid}, progress of {data.get('updated')}), last batch "
         f"{data.get('last_batch_id', '-')} at {data.get('last_batch_time', '-')}, "
         f"{data.get('input_rows_per_second', 0)} input rows/s, "
         f"{data.get('processed_rows_per_second', 0)} processed rows/s",
