@@ -57,6 +57,7 @@ PROCESSES: tuple[ServiceProcess, ...] = (
     ServiceProcess("payments", (), internal_services=("ecom.payments.v1.PaymentService",)),
     ServiceProcess("recs", ("ecom.recommendations.v1.RecommendationService",)),
     ServiceProcess("notify", ("ecom.notifications.v1.NotificationService",)),
+    ServiceProcess("analytics", ("ecom.analytics.v1.AnalyticsService",)),
 )
 
 # RPCs anyone may call without a token. A token, when sent, is still

@@ -78,6 +78,11 @@ def print_status(names: list[str] | None) -> bool:
         print(f"{r.name:<14}{r.state:<10}{r.pid or '-':>8}{r.port:>7}  "
               f"{'ok' if r.healthy else 'DOWN':<8}{rss / 2**20:>8.0f}  {r.version}")
     print(f"total resident memory: {total / 2**20:.0f} MiB")
+    if not names:
+        from infra.services import analytics_job_lines
+
+        for line in analytics_job_lines():
+            print(line)
     return all(r.healthy for r in rows)
 
 

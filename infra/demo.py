@@ -118,7 +118,7 @@ The first admin comes from ECOM_ADMIN_EMAIL / ECOM_ADMIN_PASSWORD
 Order emails land in Mailpit: curl -s {mailpit}/api/v1/messages
 (after login: curl -s -H "Authorization: Bearer $TOKEN" {edge}/v1/users/me/notifications);
 SMS reach Kannel's fake SMSC, logged in .stack/logs/kannel.log ("Got message").
-Services speak gRPC on 127.0.0.1:50051-50060 (grpcurl -plaintext ADDR list);
+Services speak gRPC on 127.0.0.1:50051-50061 (grpcurl -plaintext ADDR list);
 Envoy's admin interface is on 127.0.0.1:19901. `make status` shows everything; `make down` stops it.
 """)
     return 0

@@ -41,6 +41,11 @@ STATE_FILE = RUN / "services.json"
 EDGE_CONFIG = STACK / "edge" / "envoy.yaml"
 EDGE = "edge"
 SERVICES_ENV = "ECOM_SERVICES"
+# The streaming analytics job (pipelines/analytics.py), supervised like a
+# service when the whole system runs or ECOM_SERVICES names `analytics`;
+# ECOM_ANALYTICS_JOB=0 leaves it out.
+ANALYTICS_JOB = "analytics-job"
+ANALYTICS_JOB_ENV = "ECOM_ANALYTICS_JOB"
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -108,6 +113,14 @@ def planned_children() -> list[ChildState]:
         )
         for p in selected_processes()
     ]
+    names = {p.name for p in selected_processes()}
+    wanted = os.environ.get(ANALYTICS_JOB_ENV, "1") not in ("0", "false", "no")
+    if wanted and "analytics" in names:
+        children.append(ChildState(
+            name=ANALYTICS_JOB, addr="-",
+            command=[sys.executable, "-m", "pipelines.analytics"],
+            log=str(LOGS / "analytics-job.log"),
+        ))
     children.append(
         ChildState(
             name=EDGE,
@@ -273,7 +286,36 @@ def edge_live(addr: str, timeout: float = 1.0) -> bool:
 
 
 def healthy(child: ChildState) -> bool:
+    if child.name == ANALYTICS_JOB:
+        # A Spark job has no health endpoint; it is up while its process is
+        # (its progress, lag included, is in `status`).
+        return child.pid is not None and pid_alive(child.pid)
     return edge_live(child.addr) if child.name == EDGE else grpc_serving(child.addr)
+
+
+def analytics_job_lines() -> list[str]:
+    """The streaming job's last progress (from its progress file) for status."""
+    from pipelines.analytics import AnalyticsSettings
+
+    try:
+        settings = AnalyticsSettings()
+        data = json.loads(settings.progress_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return ["analytics job: no progress yet"]
+    lag = ", ".join(f"{t} {n}" for t, n in sorted((data.get("lag") or {}).items())) or "-"
+    pid = data.get("pid")
+    state = data.get("state") if isinstance(pid, int) and pid_alive(pid) else "not running"
+    return [
+        f"analytics job: {state} (pid {pid}, progress of {data.get('updated')}), last batch "
+        f"{data.get('last_batch_id', '-')} at {data.get('last_batch_time', '-')}, "
+        f"{data.get('input_rows_per_second', 0)} input rows/s, "
+        f"{data.get('processed_rows_per_second', 0)} processed rows/s",
+        f"  lag per topic: {lag}",
+        f"  watermark {data.get('watermark', '-')}, dropped late {data.get('dropped_late', 0)},"
+        f" quarantined {data.get('quarantined', 0)}, duplicates {data.get('duplicates', 0)}"
+        f" (trigger every {data.get('trigger_seconds', '-')} s, late bound"
+        f" {data.get('late_seconds', '-')} s)",
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -363,6 +405,9 @@ def status() -> bool:
               f"{'-' if c.last_exit is None else c.last_exit}")
         for note in c.history[-3:]:
             print(f"{'':<12}  {note}")
+    if ANALYTICS_JOB in state:
+        for line in analytics_job_lines():
+            print(line)
     return ok
 
 

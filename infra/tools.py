@@ -24,6 +24,12 @@ SPARK_KAFKA = "org.apache.spark:spark-sql-kafka-0-10_2.13:{spark}"
 # reads a topic through it).
 SPARK_KAFKA_TOKEN_PROVIDER = "org.apache.spark:spark-token-provider-kafka-0-10_2.13:{spark}"
 SPARK_TOKEN_PROVIDER_SUBSTITUTES = {"4.0.1": "4.0.0"}
+# The event lake (pipelines/analytics.py): Delta Lake matching the delta-spark
+# wheel. (Spark's `from_protobuf` would need org.apache.spark:spark-protobuf_2.13,
+# but Maven Central as reachable here has no version of that artifact at all,
+# so the job decodes payloads with the project's own protobuf stubs instead.)
+DELTA_SPARK = "io.delta:delta-spark_2.13:4.0.1"
+DELTA_STORAGE = "io.delta:delta-storage:4.0.1"
 # `name-1.2.3[-x].jar` -> name; versions start with digits and a dot.
 _JAR_NAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
 
@@ -118,6 +124,39 @@ def spark_kafka_jars(*, resolve: bool = True) -> Path:
     return dest
 
 
+def spark_lake_jars(*, resolve: bool = True) -> Path:
+    """Delta Lake (delta-spark + delta-storage) jars for the streaming
+    analytics job, resolved from Maven Central once into the cache, minus
+    whatever pyspark already ships (antlr, protobuf, ...). Returns the
+    jar folder; with `resolve=False` a missing folder is an error, never a
+    download."""
+    import pyspark
+
+    spark = pyspark.__version__
+    dest = CACHE / "spark-lake-jars" / spark
+    marker = dest / ".complete"
+    if marker.exists():
+        return dest
+    if not resolve:
+        raise InfraError(
+            f"the Delta Lake and spark-protobuf jars for pyspark {spark} are not in {dest}; "
+            "run `python -m infra install` (or `make infra-install`) once"
+        )
+    staging = CACHE / "spark-lake-jars" / f"{spark}.maven"
+    for name, coords in (("delta", DELTA_SPARK), ("delta-storage", DELTA_STORAGE)):
+        maven_resolve(coords, staging / name)
+    shipped = {_jar_name(j.name) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.jar"):
+        old.unlink()
+    for jar in sorted(staging.glob("*/*.jar")):
+        if _jar_name(jar.name) not in shipped:
+            shutil.copy2(jar, dest / jar.name)
+    marker.touch()
+    log(f"spark lake jars: {', '.join(sorted(j.name for j in dest.glob('*.jar')))}")
+    return dest
+
+
 def _jar_name(filename: str) -> str:
     m = _JAR_NAME.match(filename)
     return m.group("name") if m else filename
@@ -129,3 +168,4 @@ def install_all() -> None:
     buf()
     envoy()
     spark_kafka_jars()
+    spark_lake_jars()

@@ -30,6 +30,7 @@ SERVICE_PORTS: dict[str, int] = {
     "payments": 50058,
     "recs": 50059,
     "notify": 50060,
+    "analytics": 50061,
 }
 
 
@@ -65,6 +66,7 @@ class ServiceSettings(BaseSettings):
     payments_addr: str = _addr("payments")
     recs_addr: str = _addr("recs")
     notify_addr: str = _addr("notify")
+    analytics_addr: str = _addr("analytics")
     edge_port: int = Field(default=8080, ge=1, le=65535)
 
     # Business knobs shared by several services.

@@ -36,6 +36,23 @@ def kafka_jars() -> list[str]:
     return sorted(str(j) for j in folder.glob("*.jar"))
 
 
+def lake_jars() -> list[str]:
+    """Delta Lake jars for jobs that write the event lake, without downloading.
+    Empty when ECOM_SPARK_JARS is set (that list then names every jar)."""
+    if os.environ.get("ECOM_SPARK_JARS") is not None:
+        return []
+    from infra.tools import spark_lake_jars
+
+    return sorted(str(j) for j in spark_lake_jars(resolve=False).glob("*.jar"))
+
+
+# Session settings that turn on Delta Lake (SQL MERGE, `delta.`path`` tables).
+DELTA_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
 def _java_home() -> str | None:
     """A JDK 17+ for the driver when JAVA_HOME does not name one (Spark 4 needs 17)."""
     if os.environ.get("JAVA_HOME"):
@@ -53,12 +70,14 @@ def build_session(
     shuffle_partitions: int = 2,
     local_dir: Path | None = None,
     extra_conf: Mapping[str, str] | None = None,
+    delta: bool = False,
 ) -> SparkSession:
     """A SparkSession for job `app_name`, configured for this project.
 
     `getOrCreate` semantics: within one Python process the first call starts
     the JVM and later calls reuse it (JVM-level settings such as driver memory
     and jars are fixed by the first call). Stop it with `session.stop()`.
+    `delta=True` adds the Delta Lake jars and SQL extensions.
     """
     from pyspark.sql import SparkSession
 
@@ -79,7 +98,6 @@ def build_session(
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.eventLog.enabled": "false",
-        "spark.jars": ",".join(kafka_jars()),
         # No Hive metastore (it would create metastore_db/ in the working dir).
         "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
@@ -88,6 +106,13 @@ def build_session(
         "spark.default.parallelism": str(shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
     }
+    jars = kafka_jars() + (lake_jars() if delta else [])
+    if jars:
+        # Left unset when empty, so jars spark-submit resolved (--packages,
+        # --jars) are not overridden.
+        conf["spark.jars"] = ",".join(jars)
+    if delta:
+        conf.update(DELTA_CONF)
     conf.update(extra_conf or {})
 
     builder = SparkSession.builder

@@ -151,7 +151,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # --------------------------------------------------------------------------
 
 SERVICES = ["catalog", "search", "tat", "users", "cart", "inventory", "orders", "payments",
-            "recs", "notify"]
+            "recs", "notify", "analytics"]
 
 
 def _free_port() -> int:

@@ -36,9 +36,9 @@ def test_defaults_point_at_the_local_stack() -> None:
 def test_every_service_has_a_loopback_address_on_its_own_port() -> None:
     s = load_settings()
     expected = ["catalog", "search", "tat", "users", "cart"]
-    expected += ["inventory", "orders", "payments", "recs", "notify"]
+    expected += ["inventory", "orders", "payments", "recs", "notify", "analytics"]
     assert list(SERVICE_PORTS) == expected
-    assert sorted(SERVICE_PORTS.values()) == list(range(50051, 50061))
+    assert sorted(SERVICE_PORTS.values()) == list(range(50051, 50062))
     for name, port in SERVICE_PORTS.items():
         assert s.addr_of(name) == f"127.0.0.1:{port}"
     with pytest.raises(KeyError, match="ECOM_NOPE_ADDR"):

@@ -80,6 +80,14 @@ REST_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/v1/notifications/{notification_id}:retry"): (
         "ecom.notifications.v1.NotificationService.RetryNotification"
     ),
+    ("GET", "/v1/reports/top-items"): "ecom.analytics.v1.AnalyticsService.GetTopItems",
+    ("GET", "/v1/reports/category-revenue"): (
+        "ecom.analytics.v1.AnalyticsService.GetCategoryRevenue"
+    ),
+    ("GET", "/v1/reports/funnel"): "ecom.analytics.v1.AnalyticsService.GetFunnel",
+    ("GET", "/v1/reports/zero-result-searches"): (
+        "ecom.analytics.v1.AnalyticsService.GetZeroResultSearches"
+    ),
 }
 
 # Query-string parameters docs/architecture.md names; each must be a request field.
@@ -96,6 +104,10 @@ QUERY_PARAMS: dict[tuple[str, str], list[str]] = {
         "page_token",
     ],
     ("GET", "/v1/serviceability"): ["item_id", "pincode"],
+    ("GET", "/v1/reports/top-items"): ["window", "category", "metric", "limit"],
+    ("GET", "/v1/reports/category-revenue"): ["window", "from", "to"],
+    ("GET", "/v1/reports/funnel"): ["window", "from", "to"],
+    ("GET", "/v1/reports/zero-result-searches"): ["window"],
 }
 
 PUBLIC_RPCS = set(REST_TABLE.values())
@@ -115,6 +127,7 @@ SERVICES = {
     "ecom.recommendations.v1.RecommendationService",
     "ecom.notifications.v1.NotificationService",
     "ecom.orderhistory.v1.OrderHistoryService",
+    "ecom.analytics.v1.AnalyticsService",
 }
 
 # Mutating RPCs whose idempotency key is not `request_id`: the reservation
