@@ -230,13 +230,13 @@ class IdempotencyGuard:
             inflight = self._inflight.get(scope)
             if inflight is None:
                 break
-            other_fp, future = inflight
+            other_fp, theirs = inflight
             if other_fp != fp:
                 raise request_id_reused(key, "another request with this key is in progress")
             try:
-                return await asyncio.shield(future)
+                return await asyncio.shield(theirs)
             except asyncio.CancelledError:
-                if future.cancelled():
+                if theirs.cancelled():
                     # The first caller went away mid-call: run it ourselves
                     # (the service's own deduplication keeps it to one effect).
                     continue
@@ -257,9 +257,9 @@ class IdempotencyGuard:
                 del self._inflight[scope]
         previous = await self.store.put_if_absent(scope, fp, self.ttl)
         if previous is not None and previous != fp:
-            exc = request_id_reused(key)
-            future.set_exception(exc)
+            reused = request_id_reused(key)
+            future.set_exception(reused)
             future.exception()
-            raise exc
+            raise reused
         future.set_result(result)
         return result

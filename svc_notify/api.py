@@ -16,6 +16,7 @@ from ecom.notifications.v1 import notifications_pb2_grpc
 from mesh import current_caller, require_admin, require_caller, require_owner_or_admin
 from mesh.db import to_timestamp
 from mesh.errors import FieldViolation, InvalidArgument, PermissionDenied
+from mesh.idempotency import request_id_reused
 from svc_notify import domain
 from svc_notify.domain import Channel, Intent, Status
 from svc_notify.service import NotifyService
@@ -97,9 +98,7 @@ class NotificationApi(notifications_pb2_grpc.NotificationServiceServicer):
         if request.template not in domain.TEMPLATE_KEYS:
             problems.append(FieldViolation(
                 "template", "must be one of " + ", ".join(domain.TEMPLATE_KEYS)))
-        if not request.request_id:
-            problems.append(FieldViolation("request_id", "is required"))
-        elif len(request.request_id) > MAX_ID:
+        if len(request.request_id) > MAX_ID:
             problems.append(FieldViolation("request_id", f"at most {MAX_ID} characters"))
         if len(request.recipient) > 254:
             problems.append(FieldViolation("recipient", "at most 254 characters"))
@@ -115,8 +114,7 @@ class NotificationApi(notifications_pb2_grpc.NotificationServiceServicer):
             recipient=request.recipient,
         ))
         if row.user_id != request.user_id or row.template != request.template:
-            raise InvalidArgument.for_field(
-                "request_id", "was already used for a different notification")
+            raise request_id_reused(request.request_id, "a different notification")
         return notification_proto(row)
 
     async def ListUserNotifications(
