@@ -165,9 +165,16 @@ async def test_outage_flips_results_and_clearing_restores(tat: Any) -> None:
                                  note="floods"),
         request_id=rid), metadata=ADMIN)
     again = await tat.CreateDisruption(pb.CreateDisruptionRequest(
-        disruption=pb.Disruption(kind=pb.DISRUPTION_KIND_CARRIER_OUTAGE, state="Assam"),
+        disruption=pb.Disruption(kind=pb.DISRUPTION_KIND_CARRIER_OUTAGE, state="Assam",
+                                 note="floods"),
         request_id=rid), metadata=ADMIN)
     assert again.disruption_id == outage.disruption_id
+    # The same key for another disruption is refused, never a second effect.
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await tat.CreateDisruption(pb.CreateDisruptionRequest(
+            disruption=pb.Disruption(kind=pb.DISRUPTION_KIND_CARRIER_OUTAGE, state="Bihar"),
+            request_id=rid), metadata=ADMIN)
+    assert reused.value.code() == grpc.StatusCode.ABORTED
     during = await check()
     assert not during.deliverable
     assert during.reason == common_pb2.UNDELIVERABLE_REASON_DISRUPTED
