@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: bench doctor doctor-test up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
+.PHONY: web bench doctor doctor-test up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
 
 # The project's virtualenv, installed from the pinned lock file.
 $(STAMP): pyproject.toml requirements.lock
@@ -42,11 +42,22 @@ doctor:
 doctor-test:
 	@$(SYSPY) -m infra.doctor --for test
 
+# The storefront (web/): TypeScript + Vite, built into web/dist, which the
+# edge serves at `/`. npm ci runs only when the lock file changed, the build
+# only when a source did; npm's own cache (~/.npm) keeps re-installs offline.
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --prefer-offline
+	touch $@
+web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run build
+web: web/dist/index.html
+
 # Bring up the whole system in three timed phases: the datastores (servers),
 # every service and the Envoy edge, supervised (services), then the demo data;
 # prints each phase's duration, the total, and where to reach it.
 UP_STARTED := $(shell date +%s.%N)
-up: doctor $(STAMP)
+up: doctor $(STAMP) web
 	$(PY) -m infra.up_all --since $(UP_STARTED)
 
 down: $(STAMP)
@@ -66,7 +77,7 @@ infra-install: $(STAMP)
 	$(PY) -m infra install
 
 # The full suite. Starts the servers it needs and stops those it started.
-test: doctor-test $(STAMP)
+test: doctor-test $(STAMP) web
 	$(PY) -m infra install
 	$(PY) -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
 

@@ -42,8 +42,13 @@ def _config(args: argparse.Namespace) -> Path:
     if args.services:
         processes = [registry.process_named(n) for n in args.services.split(",") if n]
     out = Path(args.out).resolve()
+    # The storefront is routed once it is built (`make web`), or when asked.
+    web_addr = args.web_addr
+    if web_addr is None and (ROOT / "web" / "dist" / "index.html").is_file():
+        web_addr = settings.web_addr
     opts = config.options_from_settings(
-        settings, out_dir=out.parent, addresses=_parse_addresses(args.addr), processes=processes
+        settings, out_dir=out.parent, addresses=_parse_addresses(args.addr), processes=processes,
+        web_addr=web_addr or None,
     )
     config.write_config(opts, out)
     print(out)
@@ -65,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--addr", action="append", default=[], metavar="NAME=HOST:PORT",
                         help="override a service address (repeatable)")
         sp.add_argument("--services", help="comma-separated services to route (default: present)")
+        sp.add_argument("--web-addr", help="the storefront's file server (default ECOM_WEB_ADDR "
+                        "when web/dist is built; '' for none)")
     op = sub.add_parser("openapi")
     op.add_argument("--out", default=str(config.OPENAPI_FILE))
     args = parser.parse_args(argv)

@@ -84,6 +84,8 @@ class EdgeSettings(ServiceSettings):
     edge_health_check_interval_seconds: float = Field(default=5.0, gt=0)
     # Key whose public half verifies tokens (ECOM_JWT_KEY_FILE; see mesh.tokens).
     jwt_key_file: str | None = None
+    # The storefront's file server (edge.static), routed at `/` (ECOM_WEB_ADDR).
+    web_addr: str = "127.0.0.1:18088"
 
 
 @dataclass
@@ -102,6 +104,8 @@ class EdgeOptions:
     cors_origins: Sequence[str] = ("*",)
     health_check_interval_seconds: float = 5.0
     access_log_path: str | None = None  # None: stdout
+    # The storefront's file server (edge.static); None: no `/` route.
+    web_addr: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,6 +200,59 @@ def cluster(process: registry.ServiceProcess, addr: str, interval: float) -> dic
     }
 
 
+WEB_CLUSTER = "web"
+# The storefront's files: the page itself and its hashed build assets. Only
+# these paths go to the file server, so every other unknown path keeps the
+# JSON 404 of the REST API.
+WEB_PATH_REGEX = r"^/(index\.html)?$|^/assets/[A-Za-z0-9._-]+$"
+WEB_MATCH: dict[str, Any] = {
+    "safe_regex": {"regex": WEB_PATH_REGEX},
+    "headers": [{"name": ":method", "string_match": {"safe_regex": {"regex": "^(GET|HEAD)$"}}}],
+}
+
+
+def web_cluster(addr: str, interval: float) -> dict[str, Any]:
+    """The storefront's file server (plain HTTP/1.1, health-checked on ``/``)."""
+    host, port = _socket(addr)
+    return {
+        "name": WEB_CLUSTER,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": WEB_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": host, "port_value": port}}}}]}],
+        },
+        "health_checks": [
+            {
+                "timeout": "1s",
+                "interval": _seconds(interval),
+                "unhealthy_interval": _seconds(min(interval, 1.0)),
+                "unhealthy_threshold": 2,
+                "healthy_threshold": 1,
+                "http_health_check": {"path": "/"},
+            }
+        ],
+    }
+
+
+def web_route() -> dict[str, Any]:
+    """GET/HEAD of the storefront's files -> the file server; reads are
+    retried like API reads."""
+    return {
+        "name": "storefront",
+        "match": WEB_MATCH,
+        "route": {
+            "cluster": WEB_CLUSTER,
+            "timeout": _seconds(registry.READ_TIMEOUT_SECONDS),
+            "retry_policy": {"retry_on": "reset,connect-failure,refused-stream,5xx",
+                             "num_retries": 2},
+        },
+    }
+
+
+
 def _match(binding: descriptors.HttpBinding, *, preflight: bool = False) -> dict[str, Any]:
     """Route/rule match for one REST binding: its path (a regex when it has
     variables; never the query string) and its verb (or, with ``preflight``,
@@ -264,14 +321,18 @@ def routed_rpcs(
     return out
 
 
-def jwt_rules(routed: Sequence[tuple[descriptors.Rpc, registry.ServiceProcess]]) -> list[dict]:
+def jwt_rules(
+    routed: Sequence[tuple[descriptors.Rpc, registry.ServiceProcess]], *, web: bool = False
+) -> list[dict]:
     """jwt_authn rules: the token is optional (verified when sent) on public
-    REST routes, required everywhere else (including raw gRPC paths and
-    unknown routes)."""
+    REST routes and the storefront's files, required everywhere else
+    (including raw gRPC paths and unknown routes)."""
     optional = {
         "requires_any": {"requirements": [{"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]}
     }
     rules: list[dict[str, Any]] = [{"match": {"path": registry.OPENAPI_PATH}, "requires": optional}]
+    if web:
+        rules.append({"match": WEB_MATCH, "requires": optional})
     # CORS preflights carry no token; the cors filter answers them first when
     # the origin is allowed, and a refused one should get a CORS answer, not 401.
     rules.append({
@@ -556,6 +617,8 @@ def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict
                 ],
             }
         )
+    if opts.web_addr:
+        routes.append(web_route())
     for rpc, process in routed:
         routes.extend(_routes(rpc, process))
     hcm = {
@@ -585,7 +648,7 @@ def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict
                 }
             ],
         },
-        "http_filters": _http_filters(opts, transcoded, jwt_rules(routed)),
+        "http_filters": _http_filters(opts, transcoded, jwt_rules(routed, web=bool(opts.web_addr))),
     }
     return {
         "node": {"id": "ecom-edge", "cluster": "ecom-edge"},
@@ -615,7 +678,8 @@ def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict
             "clusters": [
                 cluster(p, opts.addresses[p.name], opts.health_check_interval_seconds)
                 for p in processes
-            ],
+            ] + ([web_cluster(opts.web_addr, opts.health_check_interval_seconds)]
+                 if opts.web_addr else []),
         },
         # Bound open client connections so a flood cannot exhaust file
         # descriptors (Envoy warns at start-up when this is missing).
@@ -643,9 +707,12 @@ def options_from_settings(
     processes: Sequence[registry.ServiceProcess] | None = None,
     descriptor_set: Path = descriptors.DESCRIPTOR_SET,
     openapi_file: Path | None = OPENAPI_FILE,
+    web_addr: str | None = None,
 ) -> EdgeOptions:
     """Resolve settings into options: loads (or creates) the signing key for
-    the JWKS and writes the edge's descriptor set into ``out_dir``."""
+    the JWKS and writes the edge's descriptor set into ``out_dir``.
+    ``web_addr``: the storefront's file server to route ``/`` to (none
+    when None)."""
     from mesh import tokens
 
     key = tokens.load_or_create_signing_key(tokens.signing_key_path(settings))
@@ -663,6 +730,7 @@ def options_from_settings(
         rate_limit_per_minute=settings.edge_rate_limit_per_minute,
         cors_origins=[o.strip() for o in settings.edge_cors_origins.split(",") if o.strip()],
         health_check_interval_seconds=settings.edge_health_check_interval_seconds,
+        web_addr=web_addr,
     )
 
 

@@ -103,6 +103,7 @@ def main() -> int:
     mailpit = stack.env()["ECOM_MAILPIT_URL"]
     print(f"""
 ecom is up. The REST edge: {edge}   (OpenAPI: {edge}/openapi.json)
+The storefront: {edge}/   (the operations page, for admins: {edge}/#/ops)
 
   curl -s {edge}/healthz
   curl -s '{edge}/v1/warehouses'

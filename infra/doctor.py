@@ -8,10 +8,11 @@ It checks, in about a second and without installing anything:
   project's virtualenv;
 * Java 17+ for Kafka, Elasticsearch and Cassandra (unless all three are
   external: their ``ECOM_*`` variables set);
-* Go 1.24+, npm and Maven, each only while something it builds or fetches is
+* npm (Node.js 20.19+), which builds the storefront (`make web`);
+* Go 1.24+ and Maven, each only while something it builds or fetches is
   not in the download cache yet;
 * apt-get and dpkg, and root, while a Debian package infra installs
-  (MariaDB, Redis) is missing;
+  (MariaDB, Redis, Chromium for the browser tests) is missing;
 * free disk where the download cache and the stack's data live;
 * the project's ports: the datastores' (``infra/stack.py`` PORTS and their
   second ports), the services' (``mesh/config.py`` SERVICE_PORTS, or
@@ -182,6 +183,9 @@ def missing_apt_packages() -> list[str]:
         out += mariadb.PACKAGES
     if not Path(redis.REDIS_SERVER).exists():
         out += redis.PACKAGES
+    # The storefront's browser tests drive Debian's chromium (infra.tools).
+    if not Path("/usr/bin/chromium").exists():
+        out.append("chromium")
     return out
 
 
@@ -282,6 +286,8 @@ def project_ports(scope: str = "up") -> list[PortUse]:
                         "ECOM_EDGE_PORT", supervisor))
     uses.append(PortUse(int(os.environ.get("ECOM_EDGE_ADMIN_PORT") or 19901), "edge admin",
                         "ECOM_EDGE_ADMIN_PORT", supervisor))
+    uses.append(PortUse(_port_of(os.environ.get("ECOM_WEB_ADDR"), 18088), "storefront files",
+                        "ECOM_WEB_ADDR", supervisor))
     return uses
 
 
@@ -386,9 +392,9 @@ def run_checks(scope: str = "up", path: str | None = None,
         f"Java {MIN_JAVA}", True, "not needed: Kafka, Elasticsearch and Cassandra are external"))
     findings.append(check_go(path) if go_needed() else Finding(
         "Go 1.24", True, f"not needed now: what it builds is in {BIN}"))
-    findings.append(check_tool("npm", "npm", f"{APT_FIX} npm", path)
-                    if not (BIN / "buf").exists()
-                    else Finding("npm", True, f"not needed now: buf is in {BIN}"))
+    # npm builds the storefront (`make web`, before `make up` and `make test`)
+    # as well as fetching buf, so it is always needed.
+    findings.append(check_tool("npm", "npm", f"{APT_FIX} npm", path))
     findings.append(check_tool("Maven", "mvn", f"{APT_FIX} maven", path) if maven_needed()
                     else Finding("Maven", True, f"not needed now: the jars are in {CACHE}"))
     findings.append(check_apt(missing_apt_packages(), path))

@@ -46,6 +46,10 @@ SERVICES_ENV = "ECOM_SERVICES"
 # ECOM_ANALYTICS_JOB=0 leaves it out.
 ANALYTICS_JOB = "analytics-job"
 ANALYTICS_JOB_ENV = "ECOM_ANALYTICS_JOB"
+# The storefront's file server (edge.static), supervised once `make web` has
+# built web/dist; the edge routes `/` to it.
+WEB = "web"
+WEB_DIST = REPO / "web" / "dist"
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -120,6 +124,13 @@ def planned_children() -> list[ChildState]:
             name=ANALYTICS_JOB, addr="-",
             command=[sys.executable, "-m", "pipelines.analytics"],
             log=str(LOGS / "analytics-job.log"),
+        ))
+    if (WEB_DIST / "index.html").is_file():
+        children.append(ChildState(
+            name=WEB, addr=settings.web_addr,
+            command=[sys.executable, "-m", "edge.static", "--addr", settings.web_addr,
+                     "--dir", str(WEB_DIST)],
+            log=str(LOGS / "web.log"),
         ))
     children.append(
         ChildState(
@@ -285,11 +296,23 @@ def edge_live(addr: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def web_serving(addr: str, timeout: float = 1.0) -> bool:
+    """True when the storefront's file server answers ``GET /`` with 200."""
+    import httpx
+
+    try:
+        return httpx.get(f"http://{addr}/", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def healthy(child: ChildState) -> bool:
     if child.name == ANALYTICS_JOB:
         # A Spark job has no health endpoint; it is up while its process is
         # (its progress, lag included, is in `status`).
         return child.pid is not None and pid_alive(child.pid)
+    if child.name == WEB:
+        return web_serving(child.addr)
     return edge_live(child.addr) if child.name == EDGE else grpc_serving(child.addr)
 
 
@@ -400,7 +423,7 @@ def status() -> bool:
     for c in state.values():
         good = c.pid is not None and healthy(c)
         ok &= good
-        health = ("SERVING" if c.name != EDGE else "live") if good else "DOWN"
+        health = ("live" if c.name in (EDGE, WEB) else "SERVING") if good else "DOWN"
         print(f"{c.name:<12}{c.pid or '-':>8}  {c.addr:<22}{health:<10}{c.restarts:>8}  "
               f"{'-' if c.last_exit is None else c.last_exit}")
         for note in c.history[-3:]:

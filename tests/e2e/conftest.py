@@ -62,9 +62,11 @@ def start_edge(
     *,
     rate_limit_per_minute: int = 10_000,
     timeout: float = 30,
+    web_addr: str | None = None,
 ) -> Edge:
-    """Generate a config for ``processes`` at ``addresses`` and run Envoy on
-    it; wait until it answers /healthz and every cluster is healthy."""
+    """Generate a config for ``processes`` at ``addresses`` (and, with
+    ``web_addr``, the storefront's file server at ``/``) and run Envoy on it;
+    wait until it answers /healthz and every cluster is healthy."""
     out_dir = STACK / "edge" / f"test-{name}-{os.getpid()}"
     port, admin = free_port(), free_port()
     settings = config.EdgeSettings(
@@ -72,7 +74,7 @@ def start_edge(
         edge_health_check_interval_seconds=1.0,
     )
     opts = config.options_from_settings(
-        settings, out_dir=out_dir, addresses=addresses, processes=processes
+        settings, out_dir=out_dir, addresses=addresses, processes=processes, web_addr=web_addr
     )
     cfg = config.write_config(opts, out_dir / "envoy.yaml")
     log = out_dir / "envoy.log"
@@ -84,7 +86,7 @@ def start_edge(
         )
     edge = Edge(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", cfg, log, proc)
     deadline = time.monotonic() + timeout
-    wanted = {p.cluster for p in processes}
+    wanted = {p.cluster for p in processes} | ({config.WEB_CLUSTER} if web_addr else set())
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"envoy exited with {proc.returncode}:\n{tail(log)}")

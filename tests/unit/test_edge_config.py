@@ -188,3 +188,31 @@ def test_transcoder_accepts_a_full_size_supplier_feed(contracts) -> None:  # typ
     transcoder = _filter(boot, "envoy.filters.http.grpc_json_transcoder")
     assert transcoder["max_request_body_size"] >= 64 * 1024 * 1024
     assert transcoder["max_request_body_size"] <= MAX_MESSAGE_BYTES
+
+
+def test_storefront_route_only_when_a_file_server_is_given(contracts) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    without = _bootstrap(contracts, list(registry.PROCESSES))
+    names = [c["name"] for c in without["static_resources"]["clusters"]]
+    assert config.WEB_CLUSTER not in names
+
+    boot = _bootstrap(contracts, list(registry.PROCESSES), web_addr="127.0.0.1:18088")
+    web = [c for c in boot["static_resources"]["clusters"] if c["name"] == config.WEB_CLUSTER]
+    assert len(web) == 1 and web[0]["health_checks"][0]["http_health_check"] == {"path": "/"}
+    # Plain HTTP/1.1 to the file server, not the services' HTTP/2.
+    assert "typed_extension_protocol_options" not in web[0]
+    routes = _hcm(boot)["route_config"]["virtual_hosts"][0]["routes"]
+    (route,) = [r for r in routes if r.get("route", {}).get("cluster") == config.WEB_CLUSTER]
+    pattern = re.compile(route["match"]["safe_regex"]["regex"])
+    for path in ("/", "/index.html", "/assets/index-DPnMg77N.js"):
+        assert pattern.search(path), path
+    for path in ("/v1/search", "/assets/../pyproject.toml", "/web/package.json", "/assets/a/b.js",
+                 "/.env"):
+        assert not pattern.search(path), path
+    methods = route["match"]["headers"][0]["string_match"]["safe_regex"]["regex"]
+    assert re.fullmatch(methods, "GET") and not re.fullmatch(methods, "POST")
+    # The files need no token; the default rule still wants one everywhere else.
+    rules = _filter(boot, "envoy.filters.http.jwt_authn")["rules"]
+    assert {"match": config.WEB_MATCH, "requires": rules[1]["requires"]} in rules
+    assert rules[-1] == {"match": {"prefix": "/"}, "requires": {"provider_name": "ecom"}}
