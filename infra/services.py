@@ -4,8 +4,10 @@ the Envoy edge as supervised background processes.
 ``up`` writes the edge configuration (``python -m edge config``), then starts
 a small supervisor daemon (pid file ``.stack/run/supervisor.pid``, log
 ``.stack/logs/supervisor.log``) that runs every implemented ``svc_<name>``
-(``python -m svc_<name>.main``, log ``.stack/logs/svc_<name>.log``) and Envoy
-(log ``.stack/logs/edge.log``, JSON access log included). A child that dies
+(``python -m svc_<name>.main``, log ``.stack/logs/svc_<name>.log``), the
+storefront's file server once ``web/dist`` is built (``python -m
+edge.static``, log ``.stack/logs/web.log``) and Envoy (log
+``.stack/logs/edge.log``, JSON access log included). A child that dies
 is restarted with exponential back-off (1 s doubling to 30 s, reset after a
 minute of uptime); each restart is logged and counted. ``up`` returns once
 every service answers its gRPC health check with SERVING and the edge answers

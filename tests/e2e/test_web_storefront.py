@@ -9,12 +9,15 @@ warehouse serves), open the item, add it to the cart, check out, pay with
 pays with ``tok_decline`` -> CANCELLED. Also: API errors shown with their
 message and field, keyboard-only use, text alternatives, untrusted text
 never rendered as markup, the notifications and recommendations pages
-honest while their services are not running, the operations page for an
-admin (health, reports, stock editing).
+the order's email in the notifications inbox (svc_notify), recommendations
+honest while svc_recs is not running, the operations page for an admin
+(health of every service, Chart.js charts of the streaming reports, stock
+editing). The report rows are written to Cassandra the way the Spark job
+writes them (tests/integration/test_analytics.py covers the job).
 
 A screenshot of every page visited lands in ``test-artifacts/screenshots/``
-(git-ignored). Needs every server the services use:
-ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb,elasticsearch.
+(git-ignored). Needs every server the services use: ECOM_TEST_SERVERS=
+mariadb,redis,kafka,ferretdb,elasticsearch,cassandra,mailpit,kannel.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,8 @@ from tests.e2e.conftest import Edge, free_port
 
 pytestmark = pytest.mark.integration
 
-NEEDED = ("users", "catalog", "tat", "inventory", "cart", "payments", "orders", "search")
+NEEDED = ("users", "catalog", "tat", "inventory", "cart", "payments", "orders", "search",
+          "notify", "analytics")
 PINCODE = "560001"  # Bengaluru, served by WH-BLR
 NON_DELIVERY = "380014"  # a pincode with only a non-delivery post office
 WAREHOUSE = "WH-BLR"
@@ -86,8 +91,52 @@ def web_addr(stack) -> Iterator[str]:  # type: ignore[no-untyped-def]
         proc.wait(10)
 
 
+# The current and the previous hourly window: the ops page asks for the
+# default range (the last 24 windows up to now).
+HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+EARLIER = HOUR - timedelta(hours=1)
+
+
 @pytest.fixture(scope="module")
-def edge(services, edge_factory, web_addr: str) -> Edge:  # type: ignore[no-untyped-def]
+def reports(stack) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Report rows in this run's analytics keyspace, as the Spark job writes them."""
+    from svc_analytics import store as report_store
+
+    hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]))
+             for h in stack.env["ECOM_CASSANDRA_HOSTS"].split(",")]
+    session = report_store.connect(hosts, stack.db_prefix + report_store.KEYSPACE)
+    report_store.create_schema(session)
+    for item, cat, units, paise in (("i-phone", "mobiles", 4, 4_000_200),
+                                    ("i-case", "accessories", 2, 59_998)):
+        for scope in ("*", cat):
+            session.execute(
+                "INSERT INTO top_items (window_size, window_start, scope, item_id, category,"
+                " units, revenue_paise) VALUES ('1h', %s, %s, %s, %s, %s, %s)",
+                (HOUR, scope, item, cat, units, paise))
+    for report in ("top_items", "zero_result_searches"):
+        session.execute("INSERT INTO report_windows (report, window_size, window_start)"
+                        " VALUES (%s, '1h', %s)", (report, HOUR))
+    for start, net in ((EARLIER, 1_000_000), (HOUR, 3_950_175)):
+        for cat, scale in (("mobiles", 1), ("accessories", 0.1)):
+            session.execute(
+                "INSERT INTO category_revenue (window_size, day, window_start, category,"
+                " placed_paise, cancelled_paise, refunded_paise, net_paise, net_orders)"
+                " VALUES ('1h', %s, %s, %s, %s, 0, 0, %s, 3)",
+                (start.date(), start, cat, int(net * scale), int(net * scale)))
+        session.execute(
+            "INSERT INTO funnel (window_size, day, window_start, searches, cart_adds,"
+            " orders_created, orders_placed) VALUES ('1h', %s, %s, 5, 3, 2, 1)",
+            (start.date(), start))
+    session.execute("INSERT INTO zero_result_searches (window_size, window_start, query,"
+                    " searches) VALUES ('1h', %s, 'zzz gadget', 2)", (HOUR,))
+    session.execute("INSERT INTO job_state (job, watermark) VALUES ('analytics', %s)",
+                    (HOUR + timedelta(minutes=1),))
+    yield
+    session.cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def edge(services, edge_factory, web_addr: str, reports: None) -> Edge:  # type: ignore[no-untyped-def]
     for name in NEEDED:
         services.start(name)
     return edge_factory("web", {n: services.addr(n) for n in NEEDED},
@@ -363,9 +412,19 @@ def test_shopper_journey_tok_success(shop_factory, items: dict[str, str], word: 
     page.locator(f".order[data-order-id='{order_id}'] [data-state='CANCELLED']").wait_for()
     assert any(order_id in d for d in shop.dialogs)
 
-    # Notifications: svc_notify is not running here -> an honest empty state.
+    # Notifications: the order's confirmation email, sent by svc_notify from
+    # the order's Kafka event (eventually: reload until it is there).
     page.get_by_role("link", name="Notifications").click()
-    page.get_by_text("Notifications are not available yet").wait_for()
+    deadline = time.monotonic() + 90
+    mail = page.locator("ol.inbox li").filter(has_text="EMAIL").filter(has_text=order_id)
+    while True:
+        page.locator("main section:not([aria-busy])").first.wait_for()
+        if mail.count():
+            break
+        assert time.monotonic() < deadline, page.locator("main").inner_text()
+        time.sleep(1)
+        page.reload()
+    assert "confirmed" in mail.first.inner_text().lower() or order_id in mail.first.inner_text()
     shop.shot("notifications")
 
 
@@ -491,13 +550,32 @@ def test_operations_page_for_admin(shop_factory, items: dict[str, str], api: htt
     table.wait_for()
     states = {r.get_attribute("data-service"): r.get_attribute("data-health")
               for r in table.locator("tr[data-service]").all()}
-    for name in ("edge", "users", "catalog", "search", "cart", "inventory", "orders"):
+    for name in ("edge", "users", "catalog", "search", "cart", "inventory", "orders", "notify",
+                 "analytics"):
         assert states[name] == "up", states
     assert states["tat (serviceability)"] == "up"
-    assert states["analytics"] == "not deployed" and states["recs"] == "not deployed"
+    assert states["recs"] == "not deployed"
 
-    # Reports: analytics is not routed here -> an honest empty state.
-    page.get_by_text("Reports are not available yet").wait_for()
+    # Reports: three charts drawn (top items, category revenue over time,
+    # funnel), each with its numbers as a table, and the zero-result searches.
+    charts = page.locator("figure.chart")
+    charts.nth(2).wait_for()
+    assert charts.count() == 3
+    assert page.locator("figure.chart canvas[role=img][aria-label]").count() == 3
+    drawn = page.evaluate("""() => [...document.querySelectorAll('figure.chart canvas')]
+        .map(c => c.width > 0 && c.getContext('2d').getImageData(0, 0, c.width, c.height)
+                     .data.some(v => v !== 0))""")
+    assert drawn == [True, True, True]
+    top = charts.nth(0).locator("details table")
+    charts.nth(0).locator("summary").click()
+    assert "i-phone" in top.inner_text() and "₹40,002.00" in top.inner_text()
+    charts.nth(1).locator("summary").click()
+    revenue = charts.nth(1).locator("details table").inner_text()
+    assert "mobiles" in revenue and "₹39,501.75" in revenue
+    charts.nth(2).locator("summary").click()
+    funnel = charts.nth(2).locator("details table").inner_text()
+    assert "Searches\t10" in funnel and "Orders placed\t2" in funnel, funnel
+    assert "zzz gadget" in page.locator(".charts").inner_text()
 
     # Stock editing: set 7 at WH-BLR for an item, then read it back via REST.
     page.get_by_label("Item id").fill(items["evil"])

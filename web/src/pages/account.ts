@@ -146,7 +146,8 @@ export async function notificationsPage(main: HTMLElement): Promise<void> {
     mount(body, items.length
       ? h("ol", { class: "inbox" }, items.map((n) => h("li", { "data-notification-id": n.notificationId },
           h("p", {}, h("span", { class: "badge" }, enumLabel(n.channel, "CHANNEL_")), " ", h("strong", {}, n.subject || "(no subject)"),
-            h("span", { class: "muted" }, ` · ${dateTime(n.createTime)} · to ${n.recipient ?? ""} · ${enumLabel(n.status, "NOTIFICATION_STATUS_")}`)),
+            h("span", { class: "muted" }, ` · ${dateTime(n.createTime)} · to ${n.recipient ?? ""} · ${enumLabel(n.status, "NOTIFICATION_STATUS_")}`),
+            n.orderId ? [" · ", h("a", { href: `#/order/${encodeURIComponent(n.orderId)}` }, `order ${n.orderId}`)] : null),
           // The body is text from the API: shown as text, line breaks kept by CSS.
           h("pre", { class: "message" }, n.body ?? ""))))
       : emptyState("No notifications yet", "Order confirmations and updates appear here."));
