@@ -53,6 +53,7 @@ PASSWORD = "correct horse battery"
 DIST = REPO / "web" / "dist"
 SHOTS = REPO / "test-artifacts" / "screenshots"
 WAIT_MS = 30_000
+HOLD_SECONDS = 60
 
 
 # --------------------------------------------------------------------------
@@ -138,7 +139,10 @@ def reports(stack) -> Iterator[None]:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def edge(services, edge_factory, web_addr: str, reports: None) -> Edge:  # type: ignore[no-untyped-def]
     for name in NEEDED:
-        services.start(name)
+        # A short hold, so the tok_timeout journey sees it expire.
+        hold = {"ECOM_ORDER_HOLD_SECONDS": str(HOLD_SECONDS)} if name in ("orders", "payments") \
+            else {}
+        services.start(name, **hold)
     return edge_factory("web", {n: services.addr(n) for n in NEEDED},
                         [registry.process_named(n) for n in NEEDED], web_addr=web_addr)
 
@@ -452,6 +456,36 @@ def test_shopper_journey_tok_decline(shop_factory, items: dict[str, str], word: 
     assert "payment declined" in entry.inner_text()
     assert page.locator(f"ol.orders > li:has(.order[data-order-id='{order_id}'])").get_by_role(
         "button", name="Cancel order").count() == 0
+
+
+def test_pending_payment_then_the_hold_expires(shop_factory, items: dict[str, str],  # type: ignore[no-untyped-def]
+                                               word: str) -> None:
+    """tok_timeout: the gateway never answers, the order page says the
+    payment is pending with the hold ticking, watches the order, and shows
+    it CANCELLED once the hold expired."""
+    shop = shop_factory("timeout")
+    page = shop.page
+    sign_up(shop, "Meera")
+    add_address(shop)
+    shop.go(f"#/item/{items['phone']}")
+    page.get_by_role("button", name="Add to cart").click()
+    page.get_by_text(re.compile(r"Added to cart")).wait_for()
+    shop.go("#/cart")
+    page.locator(f"tr[data-item-id='{items['phone']}']").wait_for()
+    page.get_by_role("link", name="Check out").click()
+    page.get_by_role("button", name="Place order").click()
+    page.wait_for_url(re.compile(r"#/order/"))
+    page.get_by_label("Pay with").select_option("tok_timeout")
+    page.get_by_role("button", name="Pay now").click()
+    page.get_by_role("status").filter(has_text="Payment pending").wait_for()
+    assert page.locator(".order [data-state]").get_attribute("data-state") == "CREATED"
+    assert "expires in" in page.locator(".hold").inner_text()
+    assert page.get_by_role("button", name="Pay now").count() == 0  # no second payment
+    shop.shot("order-pending")
+    # No reload: the page itself watches the order until the hold expires.
+    page.locator(".order [data-state='CANCELLED']").wait_for(timeout=(HOLD_SECONDS + 90) * 1000)
+    assert "hold expired" in page.locator(".order").inner_text()
+    shop.shot("order-hold-expired")
 
 
 def test_errors_show_message_and_field(shop_factory) -> None:  # type: ignore[no-untyped-def]

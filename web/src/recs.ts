@@ -30,7 +30,9 @@ export function recsBlock(title: string, path: string): HTMLElement {
     })
     .catch((err: ApiError) => {
       box.removeAttribute("aria-busy");
-      if (err.unavailable || err.status === 404) {
+      if (err.status === 401) {
+        mount(box, h("h2", {}, title), emptyState("Log in to see recommendations"));
+      } else if (err.unavailable || err.status === 404) {
         mount(box, h("h2", {}, title), emptyState("Recommendations are not available yet",
           "The recommendation service is not running on this shop; nothing is hidden from you."));
       } else {

@@ -124,7 +124,8 @@ export async function orderPage(main: HTMLElement, orderId: string): Promise<voi
   const render = (o: Order) => {
     const state = orderState(o);
     const actions: HTMLElement[] = [];
-    if (state === "CREATED") {
+    // A pending payment is still being decided: no second payment meanwhile.
+    if (state === "CREATED" && o.payment?.status !== "PAYMENT_STATUS_PENDING") {
       const token = h("select", { name: "paymentToken", "data-field": "payment_token" }, TOKENS.map(([v, l]) => h("option", { value: v }, l)));
       const payKey = requestId();
       actions.push(h("form", { class: "pay", onsubmit: async (e: Event) => {
