@@ -63,7 +63,7 @@ from mesh.idempotency import AUTO_KEY_PREFIX
 from svc_orders import codec, domain
 from svc_orders import store as order_tables
 from svc_orders.archive_store import ArchivedRow, ArchiveStore, ArchiveUnavailable, now_us, to_us
-from svc_orders.domain import OrderState, PaymentStatus
+from svc_orders.domain import OrderState, PaymentStatus, RefundState
 from svc_orders.store import OrderRecord, OrderStore, order_lines, orders
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Archiver:
             orders.c.state.in_(TERMINAL),
             orders.c.update_time <= cutoff,
             orders.c.work_due.is_(False),
-            orders.c.refund_state != "DUE",
+            orders.c.refund_state != RefundState.DUE.value,
             sa.or_(
                 orders.c.payment_status.not_in(OPEN_PAYMENT),
                 orders.c.update_time <= open_cutoff,

@@ -19,6 +19,8 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from mesh.errors import FieldViolation
 
@@ -171,6 +173,121 @@ def refund_due(state: OrderState, payment: PaymentStatus) -> bool:
     """A captured payment on a cancelled order must be given back (a late
     success after expiry, or a PLACED order cancelled before shipping)."""
     return state is OrderState.CANCELLED and payment is PaymentStatus.SUCCEEDED
+
+
+class RefundState(enum.StrEnum):
+    """Whether a captured payment must be given back."""
+
+    NONE = ""  # nothing owed
+    DUE = "DUE"  # a captured payment on a cancelled order must be refunded
+    DONE = "DONE"
+
+
+# How far a payment status may move: never back (a redelivered success must
+# not undo a refund).
+PAYMENT_RANK = {
+    PaymentStatus.NONE: 0,
+    PaymentStatus.PENDING: 1,
+    PaymentStatus.TIMED_OUT: 2,
+    PaymentStatus.DECLINED: 3,
+    PaymentStatus.SUCCEEDED: 3,
+    PaymentStatus.PARTIALLY_REFUNDED: 4,
+    PaymentStatus.REFUNDED: 5,
+}
+
+
+def payment_is_stale(current: PaymentStatus, news: PaymentStatus) -> bool:
+    """True when ``news`` would move the payment backwards (old news)."""
+    return PAYMENT_RANK[news] < PAYMENT_RANK[current]
+
+
+def payment_open(status: PaymentStatus) -> bool:
+    """A payment whose final word has not reached the order yet."""
+    return status in (PaymentStatus.PENDING, PaymentStatus.TIMED_OUT)
+
+
+# What each transition stamps with the time it happened.
+STAMPS = {
+    OrderState.PLACED: "place_time",
+    OrderState.SHIPPED: "ship_time",
+    OrderState.DELIVERED: "deliver_time",
+    OrderState.CANCELLED: "cancel_time",
+}
+
+
+class OrderValue(Protocol):
+    """The parts of a stored order the transition rules read."""
+
+    @property
+    def state(self) -> OrderState: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def payment_status(self) -> PaymentStatus: ...
+    @property
+    def refund_state(self) -> str: ...
+    @property
+    def reservation_state(self) -> ReservationState: ...
+
+
+def work_due(state: OrderState, reservation: ReservationState, refund: str) -> bool:
+    """Whether an order in ``state`` still owes follow-up work: moving its
+    reservation to what the state wants, or a refund."""
+    wanted = wanted_reservation(state)
+    return (wanted is not ReservationState.NONE and reservation != wanted) or (
+        refund == RefundState.DUE
+    )
+
+
+def transition(
+    order: OrderValue, action: Action, now: datetime, values: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The columns ``action`` writes on ``order`` (with the use case's own
+    ``values``): the new state and version, the stamp of the state reached,
+    a refund owed and the follow-up work left. None when the action is a
+    no-op; raises IllegalTransition when it is not allowed."""
+    new = next_state(order.state, action)
+    if new is None:
+        return None
+    out = dict(values)
+    out.update(state=new.value, version=order.version + 1, update_time=now)
+    if new in STAMPS:
+        out[STAMPS[new]] = now
+    payment = PaymentStatus(out.get("payment_status", order.payment_status))
+    refund = out.get("refund_state", order.refund_state)
+    if refund_due(new, payment) and refund != RefundState.DONE:
+        out["refund_state"] = refund = RefundState.DUE.value
+    reservation = ReservationState(out.get("reservation_state", order.reservation_state))
+    out["work_due"] = work_due(new, reservation, refund)
+    return out
+
+
+def reservation_to_move(
+    state: OrderState, reservation: ReservationState
+) -> ReservationState | None:
+    """The reservation state settlement must reach for an order in
+    ``state``, or None when nothing is to be moved. A paid order whose
+    reservation is RELEASED (its stock was gone at commit) is flagged for a
+    human, not retried."""
+    wanted = wanted_reservation(state)
+    flagged = wanted is ReservationState.COMMITTED and reservation is ReservationState.RELEASED
+    if wanted is ReservationState.NONE or reservation == wanted or flagged:
+        return None
+    return wanted
+
+
+_RELEASE_REASON = {
+    CancelReason.PAYMENT_DECLINED: "payment_declined",
+    CancelReason.HOLD_EXPIRED: "hold_expired",
+    CancelReason.USER_CANCELLED: "user_cancelled",
+    CancelReason.ADMIN_CANCELLED: "user_cancelled",
+    CancelReason.RECONCILED: "reconciled",
+}
+
+
+def release_reason(reason: CancelReason) -> str:
+    """The reason inventory records when a cancelled order's stock is released."""
+    return _RELEASE_REASON.get(reason, "reconciled")
 
 
 # -- money -----------------------------------------------------------------
