@@ -141,6 +141,7 @@ class Checkout:
     ) -> OrderRecord:
         """The PENDING row of a priced, deliverable checkout."""
         now = utcnow()
+        total_paise, item_count = domain.order_totals(priced)
         return OrderRecord(
             order_id=uuid.uuid4().hex,
             user_id=user_id,
@@ -152,8 +153,8 @@ class Checkout:
             from_cart=from_cart,
             address=address.SerializeToString(),
             pincode=address.pincode,
-            total_paise=sum(p.total_paise for p in priced),
-            item_count=sum(p.quantity for p in priced),
+            total_paise=total_paise,
+            item_count=item_count,
             payment_request_id=None,
             payment_id="",
             payment_status=PaymentStatus.NONE,

@@ -331,6 +331,11 @@ class PricedLine:
         return self.unit_paise * self.quantity
 
 
+def order_totals(priced: list[PricedLine]) -> tuple[int, int]:
+    """An order's total in paise and its number of units."""
+    return sum(p.total_paise for p in priced), sum(p.quantity for p in priced)
+
+
 def validate_lines(lines: list[WantedLine], field: str = "lines") -> list[FieldViolation]:
     """1-50 lines, one per item, quantities 1-10."""
     problems: list[FieldViolation] = []

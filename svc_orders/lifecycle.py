@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ecom.payments.v1 import payments_pb2
@@ -33,6 +33,10 @@ _FINAL = (payments_pb2.PAYMENT_STATUS_SUCCEEDED, payments_pb2.PAYMENT_STATUS_DEC
 
 class _NotDue(Exception):
     """Raised inside the expiry transaction when the order no longer qualifies."""
+
+
+class _WaitForPayments(Exception):
+    """Payments cannot say whether the order was paid; expire it later."""
 
 
 class Lifecycle:
@@ -65,17 +69,11 @@ class Lifecycle:
             return rec
         if rec.payment_request_id and domain.payment_open(rec.payment_status):
             try:
-                with as_service(self.settings):
-                    found = await self.peers.payments.list_for_order(order_id)
-            except PeerError as exc:
-                grace = timedelta(seconds=self.settings.payments_unknown_grace_seconds)
-                if now < rec.expires_at + grace:
-                    log.info("expiry of %s waits for payments (%s)", order_id, exc.code())
-                    return rec
-                found = []
-            for payment in found:
-                if payment.status in _FINAL:
-                    return await self.payment.apply_payment(payment)
+                final = await self._final_payment(rec, now)
+            except _WaitForPayments:
+                return rec
+            if final is not None:
+                return await self.payment.apply_payment(final)
 
         def guard(r: OrderRecord) -> None:
             if r.state is not OrderState.CREATED or r.expires_at > utcnow():
@@ -93,6 +91,21 @@ class Lifecycle:
         except _NotDue:
             return await self.store.get(None, order_id)
         return await self.settlement.after_change(rec)
+
+    async def _final_payment(self, rec: OrderRecord, now: datetime) -> payments_pb2.Payment | None:
+        """The order's payment if payments has its final word (succeeded or
+        declined). Raises _WaitForPayments while payments cannot be asked
+        and the grace after expiry has not run out."""
+        try:
+            with as_service(self.settings):
+                found = await self.peers.payments.list_for_order(rec.order_id)
+        except PeerError as exc:
+            grace = timedelta(seconds=self.settings.payments_unknown_grace_seconds)
+            if now < rec.expires_at + grace:
+                log.info("expiry of %s waits for payments (%s)", rec.order_id, exc.code())
+                raise _WaitForPayments from None
+            return None
+        return next((p for p in found if p.status in _FINAL), None)
 
     async def cancel(self, order_id: str, note: str, request_id: str) -> OrderRecord:
         """Cancel a CREATED or PLACED order (stock released; a captured

@@ -179,14 +179,23 @@ class Payment:
         if rec.state is OrderState.CREATED and status is PaymentStatus.DECLINED:
             values["cancel_reason"] = CancelReason.PAYMENT_DECLINED.value
             return await self.transitions.apply_locked(conn, rec, Action.PAYMENT_DECLINED, values)
-        if domain.refund_due(rec.state, status) and rec.refund_state != RefundState.DONE:
-            values.update(refund_state=RefundState.DUE.value, work_due=True)
-            if not rec.cancel_note:
-                values["cancel_note"] = LATE_REFUND_NOTE
-        if status is PaymentStatus.REFUNDED and rec.refund_state == RefundState.DUE:
-            values["refund_state"] = RefundState.DONE.value
+        values.update(_refund_bookkeeping(rec, status))
         await self.store.update(conn, rec.order_id, **values)
         return await self.store.get(conn, rec.order_id)
+
+
+def _refund_bookkeeping(rec: OrderRecord, status: PaymentStatus) -> dict[str, Any]:
+    """What news of ``status`` on an order that does not change state owes:
+    a refund when it captured money for a cancelled order, DONE when the
+    refund owed has happened."""
+    out: dict[str, Any] = {}
+    if domain.refund_due(rec.state, status) and rec.refund_state != RefundState.DONE:
+        out.update(refund_state=RefundState.DUE.value, work_due=True)
+        if not rec.cancel_note:
+            out["cancel_note"] = LATE_REFUND_NOTE
+    if status is PaymentStatus.REFUNDED and rec.refund_state == RefundState.DUE:
+        out["refund_state"] = RefundState.DONE.value
+    return out
 
 
 def _unanswered(status: PaymentStatus) -> bool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ecom.inventory.v1 import inventory_pb2
 from ecom.orders.v1 import orders_pb2 as pb
+from ecom.payments.v1 import payments_pb2
 
 import mesh
 from mesh.db import utcnow
@@ -130,8 +131,9 @@ class Reconciler:
     async def _held_reservations(
         self, report: pb.ReconcileOrdersResponse, dry_run: bool, limit: int
     ) -> None:
+        """Stock inventory still holds for orders that no longer want it
+        held: committed for paid orders, released for the rest."""
         token = ""
-        grace = timedelta(seconds=self.service.settings.pending_grace_seconds)
         while True:
             page = await self.peers.inventory.list_held(token)
             for res in page.reservations:
@@ -139,42 +141,47 @@ class Reconciler:
                 if len(report.repairs) >= limit:
                     report.truncated = True
                     return
-                rec = await self.store.get(None, res.order_id)
-                state = rec.state if rec else None
-                if state in (OrderState.CREATED, OrderState.PENDING):
-                    continue
-                if state is None and codec.from_timestamp(res.create_time) > utcnow() - grace:
-                    continue  # a checkout may be between its insert and its reserve
-                if state in (OrderState.PLACED, OrderState.SHIPPED, OrderState.DELIVERED):
-                    if not dry_run:
-                        await self.peers.inventory.commit(res.order_id)
-                        assert rec is not None
-                        await self._note_reservation(rec, ReservationState.COMMITTED)
-                    self._add(
-                        report,
-                        res.order_id,
-                        pb.REPAIR_KIND_RESERVATION_COMMITTED,
-                        state,
-                        state,
-                        f"order is {state.value} but its stock was still held",
-                    )
-                    continue
-                if not dry_run:
-                    await self.peers.inventory.release(res.order_id, "reconciled")
-                    if rec is not None:
-                        await self._note_reservation(rec, ReservationState.RELEASED)
-                what = f"order is {state.value}" if state else "no such order"
-                self._add(
-                    report,
-                    res.order_id,
-                    pb.REPAIR_KIND_ORPHAN_RESERVATION_RELEASED,
-                    state,
-                    state,
-                    f"{what}; held stock released",
-                )
+                await self._held_reservation(report, dry_run, res)
             token = page.next_page_token
             if not token:
                 return
+
+    async def _held_reservation(
+        self, report: pb.ReconcileOrdersResponse, dry_run: bool, res: inventory_pb2.Reservation
+    ) -> None:
+        grace = timedelta(seconds=self.service.settings.pending_grace_seconds)
+        rec = await self.store.get(None, res.order_id)
+        state = rec.state if rec else None
+        if state in (OrderState.CREATED, OrderState.PENDING):
+            return
+        if state is None and codec.from_timestamp(res.create_time) > utcnow() - grace:
+            return  # a checkout may be between its insert and its reserve
+        if rec is not None and domain.wanted_reservation(rec.state) is ReservationState.COMMITTED:
+            if not dry_run:
+                await self.peers.inventory.commit(res.order_id)
+                await self._note_reservation(rec, ReservationState.COMMITTED)
+            self._add(
+                report,
+                res.order_id,
+                pb.REPAIR_KIND_RESERVATION_COMMITTED,
+                rec.state,
+                rec.state,
+                f"order is {rec.state.value} but its stock was still held",
+            )
+            return
+        if not dry_run:
+            await self.peers.inventory.release(res.order_id, "reconciled")
+            if rec is not None:
+                await self._note_reservation(rec, ReservationState.RELEASED)
+        what = f"order is {state.value}" if state else "no such order"
+        self._add(
+            report,
+            res.order_id,
+            pb.REPAIR_KIND_ORPHAN_RESERVATION_RELEASED,
+            state,
+            state,
+            f"{what}; held stock released",
+        )
 
     async def _note_reservation(self, rec: OrderRecord, reached: ReservationState) -> None:
         fresh = await self.store.get(None, rec.order_id)
@@ -250,33 +257,7 @@ class Reconciler:
             except PeerError as exc:
                 log.warning("reconcile: payments unreachable (%s)", exc.code())
                 return
-            for payment in found:
-                report.payments_checked += 1
-                status = codec.PAYMENT_FROM_PROTO.get(payment.status, PaymentStatus.NONE)
-                if status is rec.payment_status or status in (
-                    PaymentStatus.PENDING,
-                    PaymentStatus.NONE,
-                ):
-                    continue
-                after = rec if dry_run else await self.service.apply_payment(payment)
-                self._add(
-                    report,
-                    order_id,
-                    pb.REPAIR_KIND_PAYMENT_STATUS_APPLIED,
-                    rec.state,
-                    after.state,
-                    f"payment {payment.payment_id} is {status.value}",
-                )
-                if not dry_run and after.refund_state == RefundState.DONE:
-                    self._add(
-                        report,
-                        order_id,
-                        pb.REPAIR_KIND_LATE_PAYMENT_REFUNDED,
-                        after.state,
-                        after.state,
-                        "captured after cancellation; refunded",
-                    )
-                break
+            await self._open_payment(report, dry_run, rec, found)
         for order_id in owed:
             if len(report.repairs) >= limit:
                 report.truncated = True
@@ -294,6 +275,42 @@ class Reconciler:
                     after.state,
                     f"payment {rec.payment_id} refunded",
                 )
+
+    async def _open_payment(
+        self,
+        report: pb.ReconcileOrdersResponse,
+        dry_run: bool,
+        rec: OrderRecord,
+        found: list[payments_pb2.Payment],
+    ) -> None:
+        """Apply the first payment whose final word differs from the order's."""
+        for payment in found:
+            report.payments_checked += 1
+            status = codec.PAYMENT_FROM_PROTO.get(payment.status, PaymentStatus.NONE)
+            if status is rec.payment_status or status in (
+                PaymentStatus.PENDING,
+                PaymentStatus.NONE,
+            ):
+                continue
+            after = rec if dry_run else await self.service.apply_payment(payment)
+            self._add(
+                report,
+                rec.order_id,
+                pb.REPAIR_KIND_PAYMENT_STATUS_APPLIED,
+                rec.state,
+                after.state,
+                f"payment {payment.payment_id} is {status.value}",
+            )
+            if not dry_run and after.refund_state == RefundState.DONE:
+                self._add(
+                    report,
+                    rec.order_id,
+                    pb.REPAIR_KIND_LATE_PAYMENT_REFUNDED,
+                    after.state,
+                    after.state,
+                    "captured after cancellation; refunded",
+                )
+            return
 
     async def run_forever(self, interval: float) -> None:
         """The periodic reconciliation task."""

@@ -264,6 +264,21 @@ class OrderStore(SqlStore):
             )
             return bool(result.rowcount)
 
+    async def add_event(
+        self,
+        conn: AsyncConnection,
+        *,
+        topic: str,
+        key: str,
+        payload: bytes,
+        event_type: str,
+        event_id: str,
+    ) -> None:
+        """Queue an event in the outbox, in the open transaction."""
+        await outbox.add_event(
+            conn, topic=topic, key=key, payload=payload, event_type=event_type, event_id=event_id
+        )
+
     async def set_lines_fulfilment(
         self, conn: AsyncConnection, order_id: str, fulfilment: dict[str, tuple[str, date | None]]
     ) -> None:

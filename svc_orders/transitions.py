@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import mesh
 from mesh import Caller, current_request_id
-from mesh import outbox as mesh_outbox
 from mesh.db import utcnow
 from mesh.errors import NotFound
 from svc_orders import codec, domain
@@ -129,7 +128,7 @@ class Transitions:
         envelope = codec.transitioned_event(
             before, after, producer=PRODUCER, request_id=current_request_id() or ""
         )
-        await mesh_outbox.add_event(
+        await self.store.add_event(
             conn,
             topic=LIFECYCLE_TOPIC,
             key=after.order_id,

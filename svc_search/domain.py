@@ -224,6 +224,34 @@ class SearchParams:
 SORTS = ("relevance", "price_asc", "price_desc", "newest")
 
 
+def _price_range_violations(min_price: int, max_price: int) -> list[FieldViolation]:
+    bad: list[FieldViolation] = []
+    if min_price < 0:
+        bad.append(FieldViolation("min_price", "must not be negative"))
+    if max_price < 0:
+        bad.append(FieldViolation("max_price", "must not be negative"))
+    if min_price and max_price and min_price > max_price:
+        bad.append(FieldViolation("max_price", "must be at least min_price"))
+    return bad
+
+
+def _attribute_filters(
+    attribute_filters: Sequence[str], bad: list[FieldViolation]
+) -> dict[str, list[str]]:
+    """``key:value`` filters grouped by key; each malformed one is added to
+    ``bad``."""
+    attrs: dict[str, list[str]] = {}
+    for i, f in enumerate(attribute_filters):
+        key, sep, value = f.partition(":")
+        key, value = key.strip().lower(), value.strip().lower()
+        if not sep or not ATTRIBUTE_KEY.match(key) or not value:
+            bad.append(FieldViolation(f"attribute_filters[{i}]",
+                                      "must be key:value, e.g. color:black"))
+            continue
+        attrs.setdefault(key, []).append(value)
+    return attrs
+
+
 def validate(query: str, pincode: str, category: str, brands: Sequence[str], min_price: int,
              max_price: int, attribute_filters: Sequence[str], sort: str, page_size: int,
              deliverable_only: bool) -> tuple[SearchParams, list[FieldViolation]]:
@@ -236,27 +264,14 @@ def validate(query: str, pincode: str, category: str, brands: Sequence[str], min
     pincode = pincode.strip()
     if pincode and not PINCODE.match(pincode):
         bad.append(FieldViolation("pincode", "must be six digits, the first 1-9"))
-    if min_price < 0:
-        bad.append(FieldViolation("min_price", "must not be negative"))
-    if max_price < 0:
-        bad.append(FieldViolation("max_price", "must not be negative"))
-    if min_price and max_price and min_price > max_price:
-        bad.append(FieldViolation("max_price", "must be at least min_price"))
+    bad += _price_range_violations(min_price, max_price)
     if page_size == 0:
         page_size = DEFAULT_PAGE_SIZE
     elif not 1 <= page_size <= MAX_PAGE_SIZE:
         bad.append(FieldViolation("page_size", f"must be between 1 and {MAX_PAGE_SIZE}"))
     if sort not in SORTS:
         bad.append(FieldViolation("sort", "unknown sort"))
-    attrs: dict[str, list[str]] = {}
-    for i, f in enumerate(attribute_filters):
-        key, sep, value = f.partition(":")
-        key, value = key.strip().lower(), value.strip().lower()
-        if not sep or not ATTRIBUTE_KEY.match(key) or not value:
-            bad.append(FieldViolation(f"attribute_filters[{i}]",
-                                      "must be key:value, e.g. color:black"))
-            continue
-        attrs.setdefault(key, []).append(value)
+    attrs = _attribute_filters(attribute_filters, bad)
     params = SearchParams(
         query=query, pincode=pincode, category=category.strip(),
         brands=tuple(b for b in (x.strip() for x in brands) if b),
