@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from mesh import money
 from mesh.errors import FieldViolation
 
 CURRENCY = "INR"
@@ -306,16 +307,8 @@ def validate_attributes(category: str, attributes: Mapping[str, Any]) -> list[Fi
 
 def money_to_paise(currency_code: str, units: int, nanos: int, path: str) -> tuple[
         int | None, list[FieldViolation]]:
-    """google.type.Money parts -> whole paise, or the violations."""
-    out: list[FieldViolation] = []
-    if currency_code != CURRENCY:
-        out.append(FieldViolation(f"{path}.currency_code", "must be INR"))
-    if not -999_999_999 <= nanos <= 999_999_999:
-        out.append(FieldViolation(f"{path}.nanos", "must be within +-999,999,999"))
-    elif (units > 0 and nanos < 0) or (units < 0 and nanos > 0):
-        out.append(FieldViolation(f"{path}.nanos", "must have the same sign as units"))
-    elif nanos % 10_000_000:
-        out.append(FieldViolation(f"{path}.nanos", "INR has at most 2 decimal places"))
+    """google.type.Money parts -> whole paise, or the violations (mesh.money)."""
+    out = money.inr_violations(path, currency_code, units, nanos)
     if out:
         return None, out
     paise = units * 100 + nanos // 10_000_000
@@ -324,9 +317,8 @@ def money_to_paise(currency_code: str, units: int, nanos: int, path: str) -> tup
     return paise, []
 
 
-def paise_to_money(paise: int) -> tuple[int, int]:
-    """Whole paise -> (units, nanos) of google.type.Money."""
-    return paise // 100, (paise % 100) * 10_000_000
+# Whole paise -> (units, nanos) of google.type.Money (mesh.money).
+paise_to_money = money.paise_parts
 
 
 # --------------------------------------------------------------------------

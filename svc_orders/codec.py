@@ -14,14 +14,13 @@ from ecom.payments.v1 import payments_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2, money_pb2
 
+from mesh import money as mesh_money
 from mesh.errors import InvalidArgument
 from svc_orders.archive_store import from_us
 from svc_orders.domain import (
     CancelReason,
     OrderState,
     PaymentStatus,
-    money_to_paise,
-    paise_to_money,
 )
 from svc_orders.store import OrderRecord
 
@@ -55,8 +54,7 @@ EVENT_TYPE = "ecom.events.v1.OrderTransitioned"
 
 def money(paise: int) -> money_pb2.Money:
     """Whole paise as INR Money."""
-    units, nanos = paise_to_money(paise)
-    return money_pb2.Money(currency_code="INR", units=units, nanos=nanos)
+    return mesh_money.from_paise(paise)
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -195,4 +193,4 @@ def decode_token(token: str, scope: str) -> Cursor | None:
 
 def paise(value: money_pb2.Money) -> int:
     """INR Money as whole paise (sub-paisa nanos rounded down)."""
-    return money_to_paise(value.units, value.nanos)
+    return mesh_money.paise_of(value)

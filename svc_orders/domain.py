@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from google.type import money_pb2
+
+from mesh import money, validation
 from mesh.errors import FieldViolation
 
 MAX_LINES = 50
 MAX_QUANTITY = 10
 PAISE_PER_RUPEE = 100
 NANOS_PER_PAISA = 10_000_000
-_PINCODE = re.compile(r"^[1-9][0-9]{5}$")
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 
@@ -294,16 +296,13 @@ def release_reason(reason: CancelReason) -> str:
 
 
 def money_to_paise(units: int, nanos: int) -> int:
-    """google.type.Money (INR) -> whole paise, rounding sub-paisa nanos down
-    (catalog prices are whole paise anyway)."""
-    return units * PAISE_PER_RUPEE + nanos // NANOS_PER_PAISA
+    """google.type.Money (INR) parts -> whole paise, rounding sub-paisa
+    nanos down (catalog prices are whole paise anyway); see mesh.money."""
+    return money.paise_of(money_pb2.Money(currency_code=money.INR, units=units, nanos=nanos))
 
 
-def paise_to_money(paise: int) -> tuple[int, int]:
-    """Whole paise -> (units, nanos) with the signs agreeing, as Money wants."""
-    sign = -1 if paise < 0 else 1
-    units, rest = divmod(abs(paise), PAISE_PER_RUPEE)
-    return sign * units, sign * rest * NANOS_PER_PAISA
+# Whole paise -> (units, nanos) with the signs agreeing (mesh.money).
+paise_to_money = money.paise_parts
 
 
 # -- checkout validation ---------------------------------------------------
@@ -358,9 +357,7 @@ def validate_lines(lines: list[WantedLine], field: str = "lines") -> list[FieldV
 def validate_request_id(request_id: str) -> list[FieldViolation]:
     """A request id (AIP-155) fits the column (never empty: mesh.idempotency
     gives a call without a key a fresh one)."""
-    if len(request_id) > 64:
-        return [FieldViolation("request_id", "at most 64 characters")]
-    return []
+    return validation.request_id_violations(request_id)
 
 
 def validate_address(
@@ -382,7 +379,7 @@ def validate_address(
         problems.append(FieldViolation(f"{field}.city", "is required"))
     if not state.strip():
         problems.append(FieldViolation(f"{field}.state", "is required"))
-    if not _PINCODE.match(pincode):
+    if not validation.is_pincode(pincode):
         problems.append(FieldViolation(f"{field}.pincode", "must be 6 digits, first 1-9"))
     digits = phone.removeprefix("+91")
     if not re.match(r"^[6-9][0-9]{9}$", digits):

@@ -39,6 +39,7 @@ from ecom.catalog.v1 import catalog_pb2
 from ecom.common.v1 import common_pb2
 from google.protobuf import json_format
 
+from mesh import money, validation
 from mesh.errors import FieldViolation
 
 PAISE_PER_RUPEE = 100
@@ -46,7 +47,7 @@ NANOS_PER_PAISA = 10_000_000
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_FACET_VALUES = 20
-PINCODE = re.compile(r"^[1-9][0-9]{5}$")
+PINCODE = validation.PINCODE
 ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 # Rupee buckets of the price facet; the last one is open-ended.
 PRICE_BUCKETS: tuple[tuple[int, int | None], ...] = (
@@ -126,8 +127,8 @@ def attribute_pairs(attributes: Mapping[str, Any]) -> list[str]:
                    for v in _attr_value_text(val)})
 
 
-def _paise(money: Any) -> int:
-    return int(money.units) * PAISE_PER_RUPEE + int(money.nanos) // NANOS_PER_PAISA
+def _paise(value: Any) -> int:
+    return money.paise_of(value)
 
 
 def catalog_fields(item: catalog_pb2.Item) -> dict[str, Any]:
@@ -439,8 +440,7 @@ def corrected_query(query: str, suggest: Mapping[str, Any] | None) -> str:
     return " ".join(words) if changed else ""
 
 
-def rupees(paise: int) -> tuple[int, int]:
-    """(units, nanos) of a google.type.Money for ``paise``."""
-    return paise // PAISE_PER_RUPEE, (paise % PAISE_PER_RUPEE) * NANOS_PER_PAISA
+# (units, nanos) of a google.type.Money for ``paise`` (mesh.money).
+rupees = money.paise_parts
 
 

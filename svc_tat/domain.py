@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from mesh import validation
 from mesh.errors import InvalidArgument
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
-PINCODE_RE = re.compile(r"^[1-9][0-9]{5}$")
+PINCODE_RE = validation.PINCODE
 # Matrix cell meaning "this warehouse does not ship here".
 NO_ROUTE = 255
 
