@@ -47,6 +47,7 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
         "ECOM_USERS_ADDR": f"127.0.0.1:{free_port()}",
         "ECOM_EDGE_PORT": str(edge_port),
         "ECOM_EDGE_ADMIN_PORT": str(free_port()),
+        "ECOM_WEB_ADDR": f"127.0.0.1:{free_port()}",
         "ECOM_DB_PREFIX": f"t_{stack.run_id}_sup_",
         "ECOM_REDIS_PREFIX": f"{stack.redis_prefix}sup:",
         "ECOM_HEALTH_CHECK_INTERVAL_SECONDS": "0.5",

@@ -51,6 +51,7 @@ def test_the_job_is_supervised_restarted_and_reported(stack, tmp_path: Path) -> 
         "ECOM_ANALYTICS_ADDR": f"127.0.0.1:{free_port()}",
         "ECOM_EDGE_PORT": str(free_port()),
         "ECOM_EDGE_ADMIN_PORT": str(free_port()),
+        "ECOM_WEB_ADDR": f"127.0.0.1:{free_port()}",
         "ECOM_TOPIC_PREFIX": f"{stack.topic_prefix}sup.",
         "ECOM_KEYSPACE_PREFIX": f"{stack.db_prefix}sup_",
         "ECOM_ANALYTICS_TRIGGER_SECONDS": "2",

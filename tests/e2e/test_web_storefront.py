@@ -41,6 +41,7 @@ from infra import tools
 from infra.core import REPO, STACK, tail
 from mesh import tokens
 from tests.e2e.conftest import Edge, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -292,8 +293,8 @@ def search_until_found(shop: Shop, query: str, pincode: str, item_id: str) -> An
     """Search from the search page until the item is indexed (search is
     eventually consistent with the catalog); returns its hit."""
     page = shop.page
-    deadline = time.monotonic() + 60
-    while True:
+
+    def search() -> Any:
         shop.go("#/search")
         page.get_by_label("Search", exact=True).fill(query)
         page.get_by_label("Deliver to pincode").fill(pincode)
@@ -301,11 +302,10 @@ def search_until_found(shop: Shop, query: str, pincode: str, item_id: str) -> An
         page.wait_for_url(re.compile(r"#/search\?q="))
         page.locator("section.results:not([aria-busy])").wait_for()
         hit = page.locator(f"li.hit[data-item-id='{item_id}']")
-        if hit.count():
-            return hit
-        assert time.monotonic() < deadline, f"{item_id} never found for {query!r}: " \
-                                            f"{page.locator('section.results').inner_text()}"
-        time.sleep(0.5)
+        return hit if hit.count() else None
+
+    return wait_until(search, f"{item_id} found by search for {query!r} at {pincode}",
+                      timeout=90, interval=0.5)
 
 
 def typo(word: str) -> str:
@@ -419,15 +419,14 @@ def test_shopper_journey_tok_success(shop_factory, items: dict[str, str], word: 
     # Notifications: the order's confirmation email, sent by svc_notify from
     # the order's Kafka event (eventually: reload until it is there).
     page.get_by_role("link", name="Notifications").click()
-    deadline = time.monotonic() + 90
     mail = page.locator("ol.inbox li").filter(has_text="EMAIL").filter(has_text=order_id)
-    while True:
-        page.locator("main section:not([aria-busy])").first.wait_for()
-        if mail.count():
-            break
-        assert time.monotonic() < deadline, page.locator("main").inner_text()
-        time.sleep(1)
+
+    def inbox() -> bool:
         page.reload()
+        page.locator("main section:not([aria-busy])").first.wait_for()
+        return bool(mail.count())
+
+    wait_until(inbox, f"the email of order {order_id} in the inbox", timeout=120, interval=1)
     assert "confirmed" in mail.first.inner_text().lower() or order_id in mail.first.inner_text()
     shop.shot("notifications")
 
