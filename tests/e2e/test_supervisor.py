@@ -57,8 +57,14 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
         assert up.returncode == 0, up.stdout + up.stderr
         assert "users" in up.stdout and "edge" in up.stdout
         state = _state(stack_dir)
-        assert set(state) == {"users", "edge"}
+        # The storefront's file server runs too once `make web` built web/dist
+        # (make test does), and the edge serves the page at `/`.
+        built = (REPO / "web" / "dist" / "index.html").is_file()
+        assert set(state) == {"users", "edge"} | ({"web"} if built else set())
         assert httpx.get(f"http://127.0.0.1:{edge_port}/healthz").status_code == 200
+        if built:
+            page = httpx.get(f"http://127.0.0.1:{edge_port}/")
+            assert page.status_code == 200 and "<title>ecom</title>" in page.text
         # Sign-up through the supervised edge reaches the supervised service.
         resp = httpx.post(f"http://127.0.0.1:{edge_port}/v1/auth:login",
                           json={"email": "nobody@example.com", "password": "wrong-password"})
@@ -86,7 +92,7 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
         assert "SERVING" in st.stdout and "live" in st.stdout
         log = (stack_dir / "logs" / "supervisor.log").read_text()
         assert '"event": "died"' in log and '"event": "restarting"' in log
-        pids = [users["pid"], _state(stack_dir)["edge"]["pid"]]
+        pids = [c["pid"] for c in _state(stack_dir).values()]
     finally:
         down = _run(env, "down", timeout=60)
     assert down.returncode == 0, down.stdout + down.stderr
