@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
-from ecom.events.v1 import events_pb2
+from google.protobuf.message import Message
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mesh import outbox
-from mesh.db import SqlStore, to_timestamp
+from mesh import events, outbox
+from mesh.db import SqlStore
 from svc_cart.domain import StoredLine
 
 log = logging.getLogger(__name__)
@@ -299,16 +299,14 @@ class CartStore(SqlStore):
         transaction; ``payload`` is the oneof case, e.g.
         ``cart_item_added=events_pb2.CartItemAdded(...)``."""
         (case, message), = payload.items()
-        event_id = str(uuid.uuid4())
-        envelope = events_pb2.EventEnvelope(
-            event_id=event_id,
-            event_type=message.DESCRIPTOR.full_name,  # type: ignore[attr-defined]
-            occurred_at=to_timestamp(now),
+        envelope = events.envelope(
+            case,
+            cast(Message, message),
             entity_key=user_id,
             entity_version=version,
             producer=PRODUCER,
+            occurred_at=now,
             request_id=request_id,
-            **{case: message},
         )
         await outbox.add_event(
             conn,
@@ -316,5 +314,5 @@ class CartStore(SqlStore):
             key=user_id,
             payload=envelope.SerializeToString(),
             event_type=envelope.event_type,
-            event_id=event_id,
+            event_id=envelope.event_id,
         )
