@@ -11,7 +11,6 @@ row's `version` orders the user's events (`entity_version`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from google.protobuf.message import Message
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mesh import events, outbox
+from mesh import events, outbox, tasks
 from mesh.db import SqlStore
 from svc_cart.domain import StoredLine
 
@@ -108,24 +107,23 @@ class CartStore(SqlStore):
 
     schema = (metadata, outbox.metadata)
 
-    async def purge_forever(self, retention_seconds: int, interval: float) -> None:
-        """Every ``interval`` seconds, forget request ids and published
-        outbox rows older than ``retention_seconds`` (a retry comes within
-        minutes; without this both tables grow with every click)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await outbox.purge_sent(self.engine, older_than_seconds=retention_seconds)
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        applied_requests.delete().where(
-                            sa.text(
-                                "create_time < UTC_TIMESTAMP(6) - INTERVAL :age SECOND"
-                            ).bindparams(age=int(retention_seconds))
-                        )
+    async def purge_once(self, retention_seconds: int) -> None:
+        """Forget request ids and published outbox rows older than
+        ``retention_seconds`` (a retry comes within minutes; without this
+        both tables grow with every click)."""
+        await outbox.purge_sent(self.engine, older_than_seconds=retention_seconds)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                applied_requests.delete().where(
+                    sa.text("create_time < UTC_TIMESTAMP(6) - INTERVAL :age SECOND").bindparams(
+                        age=int(retention_seconds)
                     )
-            except Exception:  # noqa: BLE001 - a failed purge is retried next round
-                log.warning("cart purge failed", exc_info=True)
+                )
+            )
+
+    async def purge_forever(self, retention_seconds: int, interval: float) -> None:
+        """:meth:`purge_once` every ``interval`` seconds (mesh.tasks.every)."""
+        await tasks.every(interval, lambda: self.purge_once(retention_seconds), "cart purge")
 
     # -- the per-user lock and request ids -----------------------------------
     async def lock_shopper(self, conn: AsyncConnection, user_id: str) -> Shopper:
