@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -23,6 +23,7 @@ from ecom.events.v1 import events_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.type import money_pb2
 
+from mesh import events
 from mesh import money as mesh_money
 from mesh.errors import FieldViolation
 from svc_catalog import domain
@@ -38,15 +39,15 @@ _STATE_TO_PROTO = {
 
 
 def ts(dt: datetime) -> timestamp_pb2.Timestamp:
-    """A datetime as a protobuf Timestamp."""
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(dt.astimezone(UTC))
+    """A datetime as a protobuf Timestamp (mesh.events)."""
+    out = events.timestamp(dt)
+    assert out is not None
     return out
 
 
 def from_ts(t: timestamp_pb2.Timestamp) -> datetime:
-    """A protobuf Timestamp as an aware UTC datetime."""
-    return t.ToDatetime(tzinfo=UTC)
+    """A protobuf Timestamp as an aware UTC datetime (mesh.events)."""
+    return events.from_timestamp(t, aware=True)
 
 
 def money(paise: int) -> money_pb2.Money:
