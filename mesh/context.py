@@ -15,10 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mesh.auth import Caller
+from mesh.identity import Caller, encode_jwt_payload
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -83,8 +81,6 @@ def call_scope(
     id, caller and remaining deadline. For background jobs that act on their
     own behalf (pass a ``caller`` with the roles they need)."""
     if jwt_payload is None and caller is not None:
-        from mesh.auth import encode_jwt_payload
-
         jwt_payload = encode_jwt_payload(caller)
     ctx = CallContext(
         request_id=request_id or new_request_id(),

@@ -203,9 +203,8 @@ def utcnow() -> datetime:
 
 
 def to_timestamp(value: datetime | None) -> Timestamp | None:
-    """A naive-UTC datetime as a protobuf Timestamp (None stays unset)."""
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=UTC))
-    return ts
+    """A naive-UTC datetime as a protobuf Timestamp (None stays unset);
+    the same as :func:`mesh.events.timestamp`."""
+    from mesh.events import timestamp
+
+    return timestamp(value)

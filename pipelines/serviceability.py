@@ -398,17 +398,30 @@ def build_locked(
             client.delete(key(BUILD_LOCK_KEY))
 
 
-def main() -> None:
-    """``python -m pipelines.serviceability``: build and publish once."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m pipelines.serviceability``: build and publish once.
+
+    Its settings come as arguments (defaults from the shared ``ECOM_*``
+    environment), never from a service's own settings class."""
+    import argparse
+    import os
+
     import redis as redis_lib
 
     import mesh
-    from svc_tat.main import TatSettings
     from svc_tat.warehouses import load_warehouses
 
-    settings = mesh.load_settings(TatSettings)
-    client = redis_lib.Redis.from_url(settings.redis_url)
-    report = build(client, settings.redis_key, load_warehouses(settings.tat_warehouses_file))
+    shared = mesh.load_settings(mesh.ServiceSettings)
+    parser = argparse.ArgumentParser(prog="python -m pipelines.serviceability")
+    parser.add_argument("--redis-url", default=shared.redis_url)
+    parser.add_argument(
+        "--warehouses-file",
+        default=os.environ.get("ECOM_TAT_WAREHOUSES_FILE"),
+        help="warehouse list (default: the bundled one)",
+    )
+    args = parser.parse_args(argv)
+    client = redis_lib.Redis.from_url(args.redis_url)
+    report = build(client, shared.redis_key, load_warehouses(args.warehouses_file))
     print(report)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
 from ecom.cart.v1 import cart_pb2_grpc
 from ecom.catalog.v1 import catalog_pb2_grpc
 from ecom.serviceability.v1 import serviceability_pb2_grpc
@@ -54,23 +53,21 @@ async def build() -> mesh.Service:
 
     timeout = settings.cart_dependency_timeout_seconds
 
-    def channel(name: str, method: str) -> grpc.aio.Channel:
-        # mesh caps gRPC's reconnect backoff, so the cart is priced again
-        # within seconds of the catalog coming back.
-        return mesh.open_channel(
-            settings.addr_of(name),
-            idempotent=[method],
-            default_timeout=settings.call_timeout_seconds,
+    # mesh caps gRPC's reconnect backoff, so the cart is priced again
+    # within seconds of the catalog coming back.
+    channels = mesh.Channels(settings)
+    catalog = catalog_pb2_grpc.CatalogServiceStub(
+        channels.get("catalog", idempotent=["ecom.catalog.v1.CatalogService/BatchGetItems"])
+    )
+    tat = serviceability_pb2_grpc.ServiceabilityServiceStub(
+        channels.get(
+            "tat",
+            idempotent=["ecom.serviceability.v1.ServiceabilityService/BatchCheckServiceability"],
         )
-
-    channels = [
-        channel("catalog", "ecom.catalog.v1.CatalogService/BatchGetItems"),
-        channel("tat", "ecom.serviceability.v1.ServiceabilityService/BatchCheckServiceability"),
-        channel("users", "ecom.users.v1.UserService/ListAddresses"),
-    ]
-    catalog = catalog_pb2_grpc.CatalogServiceStub(channels[0])
-    tat = serviceability_pb2_grpc.ServiceabilityServiceStub(channels[1])
-    users = users_pb2_grpc.UserServiceStub(channels[2])
+    )
+    users = users_pb2_grpc.UserServiceStub(
+        channels.get("users", idempotent=["ecom.users.v1.UserService/ListAddresses"])
+    )
     service = CartService(
         store,
         CatalogClient(catalog, timeout),
@@ -101,8 +98,7 @@ async def build() -> mesh.Service:
         ),
     )
     svc.on_shutdown(engine.dispose)
-    for ch in channels:
-        svc.on_shutdown(ch.close)
+    svc.on_shutdown(channels.close)
     svc.on_shutdown(relay.close)
     return svc
 

@@ -11,20 +11,19 @@ row's `version` orders the user's events (`entity_version`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
-from ecom.events.v1 import events_pb2
+from google.protobuf.message import Message
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mesh import outbox
-from mesh.db import SqlStore, to_timestamp
+from mesh import events, outbox, tasks
+from mesh.db import SqlStore
 from svc_cart.domain import StoredLine
 
 log = logging.getLogger(__name__)
@@ -108,24 +107,23 @@ class CartStore(SqlStore):
 
     schema = (metadata, outbox.metadata)
 
-    async def purge_forever(self, retention_seconds: int, interval: float) -> None:
-        """Every ``interval`` seconds, forget request ids and published
-        outbox rows older than ``retention_seconds`` (a retry comes within
-        minutes; without this both tables grow with every click)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await outbox.purge_sent(self.engine, older_than_seconds=retention_seconds)
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        applied_requests.delete().where(
-                            sa.text(
-                                "create_time < UTC_TIMESTAMP(6) - INTERVAL :age SECOND"
-                            ).bindparams(age=int(retention_seconds))
-                        )
+    async def purge_once(self, retention_seconds: int) -> None:
+        """Forget request ids and published outbox rows older than
+        ``retention_seconds`` (a retry comes within minutes; without this
+        both tables grow with every click)."""
+        await outbox.purge_sent(self.engine, older_than_seconds=retention_seconds)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                applied_requests.delete().where(
+                    sa.text("create_time < UTC_TIMESTAMP(6) - INTERVAL :age SECOND").bindparams(
+                        age=int(retention_seconds)
                     )
-            except Exception:  # noqa: BLE001 - a failed purge is retried next round
-                log.warning("cart purge failed", exc_info=True)
+                )
+            )
+
+    async def purge_forever(self, retention_seconds: int, interval: float) -> None:
+        """:meth:`purge_once` every ``interval`` seconds (mesh.tasks.every)."""
+        await tasks.every(interval, lambda: self.purge_once(retention_seconds), "cart purge")
 
     # -- the per-user lock and request ids -----------------------------------
     async def lock_shopper(self, conn: AsyncConnection, user_id: str) -> Shopper:
@@ -299,16 +297,14 @@ class CartStore(SqlStore):
         transaction; ``payload`` is the oneof case, e.g.
         ``cart_item_added=events_pb2.CartItemAdded(...)``."""
         (case, message), = payload.items()
-        event_id = str(uuid.uuid4())
-        envelope = events_pb2.EventEnvelope(
-            event_id=event_id,
-            event_type=message.DESCRIPTOR.full_name,  # type: ignore[attr-defined]
-            occurred_at=to_timestamp(now),
+        envelope = events.envelope(
+            case,
+            cast(Message, message),
             entity_key=user_id,
             entity_version=version,
             producer=PRODUCER,
+            occurred_at=now,
             request_id=request_id,
-            **{case: message},
         )
         await outbox.add_event(
             conn,
@@ -316,5 +312,5 @@ class CartStore(SqlStore):
             key=user_id,
             payload=envelope.SerializeToString(),
             event_type=envelope.event_type,
-            event_id=event_id,
+            event_id=envelope.event_id,
         )

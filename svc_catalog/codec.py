@@ -10,19 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ecom.catalog.v1 import catalog_pb2
 from ecom.events.v1 import events_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 from google.type import money_pb2
 
+from mesh import events
 from mesh import money as mesh_money
 from mesh.errors import FieldViolation
 from svc_catalog import domain
@@ -38,15 +39,15 @@ _STATE_TO_PROTO = {
 
 
 def ts(dt: datetime) -> timestamp_pb2.Timestamp:
-    """A datetime as a protobuf Timestamp."""
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(dt.astimezone(UTC))
+    """A datetime as a protobuf Timestamp (mesh.events)."""
+    out = events.timestamp(dt)
+    assert out is not None
     return out
 
 
 def from_ts(t: timestamp_pb2.Timestamp) -> datetime:
-    """A protobuf Timestamp as an aware UTC datetime."""
-    return t.ToDatetime(tzinfo=UTC)
+    """A protobuf Timestamp as an aware UTC datetime (mesh.events)."""
+    return events.from_timestamp(t, aware=True)
 
 
 def money(paise: int) -> money_pb2.Money:
@@ -144,39 +145,28 @@ def prefixed(violations: list[FieldViolation], prefix: str) -> list[FieldViolati
 # --------------------------------------------------------------------------
 
 
-def _envelope(entity_key: str, version: int, occurred_at: datetime,
-              request_id: str, event_id: str | None = None) -> events_pb2.EventEnvelope:
-    env = events_pb2.EventEnvelope(
-        event_id=event_id or str(uuid.uuid4()),
-        entity_key=entity_key,
-        entity_version=version,
-        producer=PRODUCER,
-        request_id=request_id,
-    )
-    env.occurred_at.CopyFrom(ts(occurred_at))
-    return env
+def _envelope(case: str, payload: Message, entity_key: str, version: int,
+              occurred_at: datetime, request_id: str,
+              event_id: str | None = None) -> events_pb2.EventEnvelope:
+    return events.envelope(case, payload, entity_key=entity_key, entity_version=version,
+                           producer=PRODUCER, occurred_at=occurred_at,
+                           request_id=request_id, event_id=event_id)
 
 
 def item_upserted(item: domain.Item, *, created: bool, request_id: str = "",
                   feed_id: str = "") -> events_pb2.EventEnvelope:
     """The catalog.items event for a create or change of ``item``."""
-    env = _envelope(item.item_id, item.version, item.update_time, request_id)
-    env.event_type = events_pb2.ItemUpserted.DESCRIPTOR.full_name
-    env.item_upserted.item.CopyFrom(item_to_proto(item))
-    env.item_upserted.created = created
-    env.item_upserted.feed_id = feed_id
-    return env
+    return _envelope("item_upserted", events_pb2.ItemUpserted(
+        item=item_to_proto(item), created=created, feed_id=feed_id),
+        item.item_id, item.version, item.update_time, request_id)
 
 
 def item_deleted(item: domain.Item, *, request_id: str = "") -> events_pb2.EventEnvelope:
     """The catalog.items event for a soft delete of ``item``."""
     assert item.delete_time is not None
-    env = _envelope(item.item_id, item.version, item.delete_time, request_id)
-    env.event_type = events_pb2.ItemDeleted.DESCRIPTOR.full_name
-    env.item_deleted.item_id = item.item_id
-    env.item_deleted.version = item.version
-    env.item_deleted.delete_time.CopyFrom(ts(item.delete_time))
-    return env
+    return _envelope("item_deleted", events_pb2.ItemDeleted(
+        item_id=item.item_id, version=item.version, delete_time=ts(item.delete_time)),
+        item.item_id, item.version, item.delete_time, request_id)
 
 
 def supplier_item_received(
@@ -184,10 +174,7 @@ def supplier_item_received(
     submitted_at: datetime, request_id: str,
 ) -> events_pb2.EventEnvelope:
     """The catalog.feeds event carrying one valid feed row."""
-    env = _envelope(f"{supplier_id}/{fields.sku}", 0, submitted_at, request_id,
-                    event_id=domain.feed_row_event_id(feed_id, line_number))
-    env.event_type = events_pb2.SupplierItemReceived.DESCRIPTOR.full_name
-    row = env.supplier_item_received
+    row = events_pb2.SupplierItemReceived()
     row.feed_id = feed_id
     row.supplier_id = supplier_id
     row.line_number = line_number
@@ -204,7 +191,9 @@ def supplier_item_received(
     if fields.attributes:
         item.attributes.update(dict(fields.attributes))
     item.image_urls.extend(fields.image_urls)
-    return env
+    return _envelope("supplier_item_received", row, f"{supplier_id}/{fields.sku}", 0,
+                     submitted_at, request_id,
+                     event_id=domain.feed_row_event_id(feed_id, line_number))
 
 
 def parse_item_json(obj: dict[str, Any]) -> catalog_pb2.Item:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,8 +27,8 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mesh import db, outbox
-from mesh.db import SqlStore, to_timestamp
+from mesh import db, events, outbox
+from mesh.db import SqlStore
 from svc_inventory.domain import (
     HeldLine,
     ReservationState,
@@ -551,18 +550,9 @@ def stock_changed_event(
 ) -> outbox.PendingEvent:
     """The StockChanged event of ``row`` (already changed), given all the
     item's rows after the change."""
-    event_id = str(uuid.uuid4())
-    envelope = events_pb2.EventEnvelope(
-        event_id=event_id,
-        event_type=events_pb2.StockChanged.DESCRIPTOR.full_name,
-        occurred_at=to_timestamp(now),
-        entity_key=row.item_id,
-        # The item's rows are locked by the transaction, so the sum of their
-        # versions grows by one per change of the item.
-        entity_version=sum(r.version for r in item_rows),
-        producer=PRODUCER,
-        request_id=request_id,
-        stock_changed=events_pb2.StockChanged(
+    envelope = events.envelope(
+        "stock_changed",
+        events_pb2.StockChanged(
             item_id=row.item_id,
             warehouse_id=row.warehouse_id,
             available=row.available,
@@ -572,13 +562,20 @@ def stock_changed_event(
             order_id=order_id,
             item_total_available=sum(r.available for r in item_rows),
         ),
+        entity_key=row.item_id,
+        # The item's rows are locked by the transaction, so the sum of their
+        # versions grows by one per change of the item.
+        entity_version=sum(r.version for r in item_rows),
+        producer=PRODUCER,
+        occurred_at=now,
+        request_id=request_id,
     )
     return outbox.PendingEvent(
         topic=STOCK_TOPIC,
         key=row.item_id,
         payload=envelope.SerializeToString(),
         event_type=envelope.event_type,
-        event_id=event_id,
+        event_id=envelope.event_id,
     )
 
 

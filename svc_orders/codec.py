@@ -4,8 +4,6 @@ inside every OrderTransitioned event are the same message)."""
 from __future__ import annotations
 
 import base64
-import uuid
-from datetime import UTC, datetime
 
 from ecom.common.v1 import common_pb2
 from ecom.events.v1 import events_pb2
@@ -14,6 +12,7 @@ from ecom.payments.v1 import payments_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2, money_pb2
 
+from mesh import events
 from mesh import money as mesh_money
 from mesh.errors import InvalidArgument
 from svc_orders.archive_store import from_us
@@ -57,18 +56,9 @@ def money(paise: int) -> money_pb2.Money:
     return mesh_money.from_paise(paise)
 
 
-def timestamp(value: datetime | None) -> Timestamp | None:
-    """A naive-UTC datetime as a Timestamp (None stays unset)."""
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=UTC))
-    return ts
-
-
-def from_timestamp(ts: Timestamp) -> datetime:
-    """A Timestamp as naive UTC."""
-    return ts.ToDatetime()
+# Naive-UTC datetimes <-> Timestamps (mesh.events).
+timestamp = events.timestamp
+from_timestamp = events.from_timestamp
 
 
 def order_proto(rec: OrderRecord) -> pb.Order:
@@ -134,15 +124,9 @@ def transitioned_event(
     """The `orders.lifecycle` envelope of a transition into ``after`` (its
     snapshot is the same Order the API returns)."""
     snapshot = order_proto(after)
-    return events_pb2.EventEnvelope(
-        event_id=str(uuid.uuid4()),
-        event_type=EVENT_TYPE,
-        occurred_at=timestamp(after.update_time),
-        entity_key=after.order_id,
-        entity_version=after.version,
-        producer=producer,
-        request_id=request_id,
-        order_transitioned=events_pb2.OrderTransitioned(
+    return events.envelope(
+        "order_transitioned",
+        events_pb2.OrderTransitioned(
             order_id=after.order_id,
             user_id=after.user_id,
             from_state=STATE_TO_PROTO.get(before, pb.ORDER_STATE_UNSPECIFIED)
@@ -152,6 +136,11 @@ def transitioned_event(
             cancel_reason=snapshot.cancel_reason,
             order=snapshot,
         ),
+        entity_key=after.order_id,
+        entity_version=after.version,
+        producer=producer,
+        occurred_at=after.update_time,
+        request_id=request_id,
     )
 
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import base64
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from ecom.events.v1 import events_pb2
+from google.protobuf.message import Message
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mesh import db, outbox
-from mesh.db import SqlStore, to_timestamp
+from mesh import db, events, outbox
+from mesh.db import SqlStore
 from svc_payments.codec import payment_proto, refund_proto
 from svc_payments.domain import (
     PaymentRecord,
@@ -353,33 +353,17 @@ class PaymentStore(SqlStore):
     ) -> str:
         """Queue the event announcing ``payment``'s current status in the
         open transaction; returns its event id."""
-        event_id = str(uuid.uuid4())
-        proto = payment_proto(payment)
-        envelope = events_pb2.EventEnvelope(
-            event_id=event_id,
-            occurred_at=to_timestamp(now),
+        case, message = _payment_payload(payment, late=late, refund=refund)
+        envelope = events.envelope(
+            case,
+            message,
             entity_key=payment.order_id,
             entity_version=payment.version,
             producer=PRODUCER,
+            occurred_at=now,
             request_id=request_id,
         )
-        if refund is not None:
-            envelope.payment_refunded.CopyFrom(
-                events_pb2.PaymentRefunded(payment=proto, refund=refund_proto(refund))
-            )
-        elif payment.status is PaymentStatus.SUCCEEDED:
-            envelope.payment_succeeded.CopyFrom(
-                events_pb2.PaymentSucceeded(payment=proto, late=late)
-            )
-        elif payment.status is PaymentStatus.DECLINED:
-            envelope.payment_declined.CopyFrom(events_pb2.PaymentDeclined(payment=proto))
-        elif payment.status is PaymentStatus.TIMED_OUT:
-            envelope.payment_timed_out.CopyFrom(events_pb2.PaymentTimedOut(payment=proto))
-        else:
-            raise ValueError(f"no event announces status {payment.status}")
-        payload_name = envelope.WhichOneof("payload")
-        assert payload_name is not None
-        envelope.event_type = getattr(envelope, payload_name).DESCRIPTOR.full_name
+        event_id = envelope.event_id
         await outbox.add_event(
             conn,
             topic=PAYMENTS_TOPIC,
@@ -389,6 +373,24 @@ class PaymentStore(SqlStore):
             event_id=event_id,
         )
         return event_id
+
+
+def _payment_payload(
+    payment: PaymentRecord, *, late: bool, refund: RefundRecord | None
+) -> tuple[str, Message]:
+    """The payload case and message announcing ``payment``'s status."""
+    proto = payment_proto(payment)
+    if refund is not None:
+        return "payment_refunded", events_pb2.PaymentRefunded(
+            payment=proto, refund=refund_proto(refund)
+        )
+    if payment.status is PaymentStatus.SUCCEEDED:
+        return "payment_succeeded", events_pb2.PaymentSucceeded(payment=proto, late=late)
+    if payment.status is PaymentStatus.DECLINED:
+        return "payment_declined", events_pb2.PaymentDeclined(payment=proto)
+    if payment.status is PaymentStatus.TIMED_OUT:
+        return "payment_timed_out", events_pb2.PaymentTimedOut(payment=proto)
+    raise ValueError(f"no event announces status {payment.status}")
 
 
 def _refund(r: sa.RowMapping) -> RefundRecord:

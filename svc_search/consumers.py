@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from ecom.events.v1 import events_pb2
 from google.protobuf.message import DecodeError
 
+from mesh import events
 from mesh.kafka import HEADER_EVENT_ID, HEADER_EVENT_TYPE, make_producer
 from svc_search.service import Indexer
 
@@ -124,13 +124,10 @@ class QueryRecorder:
     def record(self, query: events_pb2.SearchQueryRecorded) -> None:
         """Queue one query event (never blocks; drops it when the local queue
         is full)."""
-        event_id = str(uuid.uuid4())
-        envelope = events_pb2.EventEnvelope(
-            event_id=event_id,
-            event_type=events_pb2.SearchQueryRecorded.DESCRIPTOR.full_name,
-            entity_key=query.user_id or "anon", producer="svc_search",
-            search_query_recorded=query)
-        envelope.occurred_at.FromDatetime(datetime.now(UTC))
+        envelope = events.envelope(
+            "search_query_recorded", query, entity_key=query.user_id or "anon",
+            producer="svc_search", occurred_at=datetime.now(UTC))
+        event_id = envelope.event_id
         try:
             self.producer.produce(
                 self.topic, key=envelope.entity_key.encode(),

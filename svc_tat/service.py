@@ -8,11 +8,9 @@ from svc_inventory (cached here, invalidated by ``inventory.stock``).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +21,7 @@ from ecom.serviceability.v1 import serviceability_pb2 as pb
 from ecom.users.v1 import users_pb2, users_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from mesh import events, tasks
 from mesh.auth import Caller
 from mesh.errors import InvalidArgument, NotFound, Unavailable
 from svc_tat import domain
@@ -370,30 +369,20 @@ class TatService:
     def _envelope(
         self, key: str, payload: events_pb2.ServiceabilityInvalidated, request_id: str = ""
     ) -> events_pb2.EventEnvelope:
-        env = events_pb2.EventEnvelope(
-            event_id=str(uuid.uuid4()),
-            event_type="ecom.events.v1.ServiceabilityInvalidated",
+        return events.envelope(
+            "serviceability_invalidated",
+            payload,
             entity_key=key,
             producer="svc_tat",
+            occurred_at=self.clock(),
             request_id=request_id,
-            serviceability_invalidated=payload,
         )
-        env.occurred_at.FromDatetime(self.clock())
-        return env
 
 
 def _ended(d: pb.Disruption, now: dt.datetime) -> bool:
     return d.HasField("end_time") and d.end_time.ToDatetime(tzinfo=dt.UTC) <= now
 
 
-async def every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
-    """Run ``job`` every ``seconds`` forever, logging (not raising) failures."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - a failed refresh must not kill the service
-            log.exception("periodic job failed", extra={"job": name})
+# Periodic jobs (mesh.tasks).
+every = tasks.every
 

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from ecom.serviceability.v1 import serviceability_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from mesh import events
 from pipelines.serviceability import CURRENT_KEY, meta_key, rows_key
 from svc_tat.domain import PinRow, decode_row
 
@@ -92,8 +93,8 @@ class MatrixStore:
 
 
 def _ts(value: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
+    ts = events.timestamp(value)
+    assert ts is not None
     return ts
 
 

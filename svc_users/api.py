@@ -16,6 +16,7 @@ from ecom.users.v1 import users_pb2, users_pb2_grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
+from mesh import events
 from mesh.errors import InvalidArgument
 from svc_users.domain import MAX_ADDRESSES_PER_USER, Address, Role, User, validate_profile_change
 from svc_users.service import UsersService
@@ -26,10 +27,8 @@ _ROLE_TO_PROTO = {Role.CUSTOMER: users_pb2.ROLE_CUSTOMER, Role.ADMIN: users_pb2.
 
 
 def _ts(value: Any) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    if value is not None:
-        ts.FromDatetime(value)
-    return ts
+    """An unset time is an empty Timestamp here (mesh.events otherwise)."""
+    return events.timestamp(value) or timestamp_pb2.Timestamp()
 
 
 def address_to_proto(address: Address) -> common_pb2.Address:
