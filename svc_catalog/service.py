@@ -96,7 +96,8 @@ class CatalogService:
 
     async def list_items(self, category: str, *, after: str, page_size: int,
                          show_deleted: bool) -> tuple[list[domain.Item], str]:
-        """One page of a category and the id to continue after ("" at the end)."""
+        """One page of a category and the id to continue after ("" at the end),
+        in the category index's stable order (see ``ItemStore.list_category``)."""
         page = await self.store.list_category(category, after=after, limit=page_size + 1,
                                               show_deleted=show_deleted)
         if len(page) > page_size:
@@ -131,7 +132,8 @@ class CatalogService:
             try:
                 await self.store.replace_item(updated, expected_version=current.version,
                                               request_id=request_id, event=event,
-                                              remembered=doc.get("requests", []))
+                                              remembered=doc.get("requests", []),
+                                              old_category=current.fields.category)
                 return updated
             except VersionMismatch:
                 if expected_version:
