@@ -128,6 +128,9 @@ def _environment() -> dict[str, str]:
     settings = ServiceSettings()
     for p in registry.PROCESSES:
         env[f"ECOM_{p.name.upper()}_ADDR"] = replica_addresses(settings.addr_of(p.name), n)
+    # svc_notify's HTTP endpoint for SMS delivery reports: one per replica too.
+    env["ECOM_NOTIFY_DLR_ADDR"] = replica_addresses(
+        os.environ.get("ECOM_NOTIFY_DLR_ADDR", "127.0.0.1:50070"), n)
     return env
 
 

@@ -72,7 +72,7 @@ async def stubs(
         inventory_pb2_grpc.InventoryServiceStub, serviceability_pb2_grpc.ServiceabilityServiceStub
     ]
 ]:
-    inv, ser = grpc.aio.insecure_channel(inventory_on_tat.addr), tat.channel()
+    inv, ser = grpc.aio.insecure_channel(inventory_on_tat.target), tat.channel()
     yield (
         inventory_pb2_grpc.InventoryServiceStub(inv),
         serviceability_pb2_grpc.ServiceabilityServiceStub(ser),
