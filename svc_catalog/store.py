@@ -140,24 +140,16 @@ class ItemStore:
         Returns how many items it indexed (0 when already built)."""
         if await self.category_index.find_one({"_id": BUILT_MARK}) is not None:
             return 0
-        count = 0
-        batch: list[dict[str, Any]] = []
-        async for doc in self.items.find({}, {"category": 1, "sku_key": 1,
-                                              "create_request_id": 1}):
-            batch.append(doc)
-            if len(batch) >= 1000:
-                count += await self._index_docs(batch)
-                batch = []
-        count += await self._index_docs(batch)
+        docs = [d async for d in self.items.find({}, {"category": 1, "sku_key": 1,
+                                                        "create_request_id": 1})]
+        entries = [(d["_id"], d["category"]) for d in docs]
+        # One update per bucket document, a few thousand keys at a time.
+        for start in range(0, len(entries), 20_000):
+            await self._add_to_categories(entries[start:start + 20_000])
+        for start in range(0, len(docs), 5_000):
+            await self._insert_keys(docs[start:start + 5_000])
         await self.category_index.update_one({"_id": BUILT_MARK}, {"$set": {"at": now()}},
                                               upsert=True)
-        return count
-
-    async def _index_docs(self, docs: Sequence[Mapping[str, Any]]) -> int:
-        if not docs:
-            return 0
-        await self._add_to_categories([(d["_id"], d["category"]) for d in docs])
-        await self._write_keys(docs)
         return len(docs)
 
     async def _add_to_categories(self, entries: Sequence[tuple[str, str]]) -> None:
@@ -175,17 +167,29 @@ class ItemStore:
                                              {"$unset": {f"ids.{item_id}": ""}})
 
     async def _write_keys(self, docs: Iterable[Mapping[str, Any]]) -> None:
-        """``item_keys`` entries of stored item documents."""
-        ops = []
-        for d in docs:
-            if d.get("sku_key"):
-                ops.append(pymongo.UpdateOne({"_id": f"sku:{d['sku_key']}"},
-                                             {"$set": {"item_id": d["_id"]}}, upsert=True))
-            if d.get("create_request_id"):
-                ops.append(pymongo.UpdateOne({"_id": f"req:{d['create_request_id']}"},
-                                             {"$set": {"item_id": d["_id"]}}, upsert=True))
+        """``item_keys`` entries of stored item documents (overwriting)."""
+        ops = [pymongo.UpdateOne({"_id": key}, {"$set": {"item_id": item_id}}, upsert=True)
+               for key, item_id in _keys_of(docs)]
         if ops:
             await self.item_keys.bulk_write(ops, ordered=False)
+
+    async def _insert_keys(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """``item_keys`` entries of new items: one bulk insert (fast); a key
+        that exists already (a stale one) is overwritten one by one."""
+        keys = list(_keys_of(docs))
+        if not keys:
+            return
+        try:
+            await self.item_keys.insert_many([{"_id": k, "item_id": i} for k, i in keys],
+                                             ordered=False)
+        except pymongo.errors.BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            for e in errors:
+                key, item_id = keys[int(e["index"])]
+                await self.item_keys.update_one({"_id": key}, {"$set": {"item_id": item_id}},
+                                                upsert=True)
 
     async def ping(self) -> None:
         """Health probe."""
@@ -232,7 +236,7 @@ class ItemStore:
             if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                 raise
             taken = {int(e["index"]) for e in exc.details["writeErrors"]}
-        await self._write_keys(d for n, d in enumerate(docs) if n not in taken)
+        await self._insert_keys(d for n, d in enumerate(docs) if n not in taken)
         return taken
 
     async def replace_item(self, item: domain.Item, *, expected_version: int,
@@ -535,6 +539,14 @@ class ItemStore:
 # --------------------------------------------------------------------------
 # Documents <-> domain
 # --------------------------------------------------------------------------
+
+
+def _keys_of(docs: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, str]]:
+    for d in docs:
+        if d.get("sku_key"):
+            yield f"sku:{d['sku_key']}", d["_id"]
+        if d.get("create_request_id"):
+            yield f"req:{d['create_request_id']}", d["_id"]
 
 
 BUCKETS = 256
