@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -52,6 +51,26 @@ async def mariadb_lock(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
                 await conn.commit()
 
 
+@asynccontextmanager
+async def schema_lock(engine: AsyncEngine, *, timeout: int = 120) -> AsyncIterator[None]:
+    """Wait for the database's schema lock and hold it for the body: replicas
+    starting together create tables one after the other (``create_all``
+    checks, then creates: two at once fail with "table already exists")."""
+    async with engine.connect() as conn:
+        database = (await conn.execute(text("SELECT DATABASE()"))).scalar()
+        lock = f"ecom.{database}.schema"[:MAX_LOCK_NAME]
+        got = (await conn.execute(text("SELECT GET_LOCK(:n, :t)"),
+                                  {"n": lock, "t": timeout})).scalar()
+        await conn.commit()
+        if got != 1:
+            raise RuntimeError(f"could not take the schema lock {lock!r} within {timeout}s")
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
+            await conn.commit()
+
+
 class DocumentLease:
     """A named lease in a MongoDB collection; one holder at a time."""
 
@@ -71,6 +90,8 @@ class DocumentLease:
             {"$set": {"owner": self.owner, "until": now + self.ttl}})
         if res.matched_count == 1:
             return True
+        from pymongo.errors import DuplicateKeyError
+
         try:
             await self.collection.insert_one(
                 {"_id": self.name, "owner": self.owner, "until": now + self.ttl})
