@@ -21,9 +21,11 @@ Two kinds, one per store:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MAX_LOCK_NAME = 64  # MariaDB's limit for GET_LOCK names
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -49,6 +52,29 @@ async def mariadb_lock(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
             if got == 1:
                 await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
                 await conn.commit()
+
+
+async def exclusively_every(engine: AsyncEngine, name: str, interval: float,
+                            work: Callable[[], Awaitable[object]], *,
+                            wait_first: bool = False) -> None:
+    """Run ``work()`` every ``interval`` seconds, for ever, in only one of the
+    processes sharing ``engine``'s database at a time (``mariadb_lock``): a
+    background task that must not run twice at once (the order sweeper,
+    the periodic reconciler). A round whose lock another process holds is
+    skipped; a failing round is logged and retried next time."""
+    while True:
+        if wait_first:
+            await asyncio.sleep(interval)
+        try:
+            async with mariadb_lock(engine, name) as held:
+                if held:
+                    await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - MariaDB or a peer down: next round
+            log.exception("%s: round failed", name)
+        if not wait_first:
+            await asyncio.sleep(interval)
 
 
 @asynccontextmanager
