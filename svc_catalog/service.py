@@ -271,7 +271,9 @@ class CatalogService:
                 outcomes[(row.feed_id, row.line_number)] = decision.outcome
                 if decision.event is not None:
                     events.append(decision.event)
-        missed = await self.store.write_feed_changes([(item, ch) for _, item, ch in writes])
+        missed = await self.store.write_feed_changes(
+            [(item, ch) for _, item, ch in writes],
+            {item_id: d["category"] for item_id, d in docs.items()})
         for i, (env, item, changed) in enumerate(writes):
             if i in missed:
                 one_by_one.append(env)  # changed since it was read: start over
@@ -329,7 +331,8 @@ class CatalogService:
             decision = _decide(item_from_doc(doc), fields, env)
             if not isinstance(decision, _Write):
                 return decision.outcome, decision.event
-            if await self.store.write_feed_changes([(decision.item, decision.changed)]):
+            if await self.store.write_feed_changes([(decision.item, decision.changed)],
+                                                   {doc["_id"]: doc["category"]}):
                 continue  # changed since it was read
             return None, (_feed_item_event(decision.item, env) if decision.changed else None)
         return domain.FeedRowError(line, sku, "", "the item kept changing; not applied"), None

@@ -271,7 +271,8 @@ class ItemStore:
         if moved:
             await self._unindex_if_moved(item.item_id, old_category)
 
-    async def write_feed_changes(self, changes: Sequence[tuple[domain.Item, bool]]) -> set[int]:
+    async def write_feed_changes(self, changes: Sequence[tuple[domain.Item, bool]],
+                                 old_categories: Mapping[str, str] | None = None) -> set[int]:
         """Store what feed rows did to existing items, in one bulk write: an
         item changed by its row (``True``) replaces the stored one if that is
         still at ``version - 1``; an unchanged one (``False``) only records
@@ -281,9 +282,12 @@ class ItemStore:
         if not changes:
             return set()
         # A feed row may move an item to another category: index it there
-        # first (an entry in the old one is skipped on read).
-        await self._add_to_categories([(item.item_id, item.fields.category)
-                                       for item, changed in changes if changed])
+        # first (an entry in the old one is skipped on read). Items whose
+        # category is known not to change (``old_categories``) are skipped.
+        await self._add_to_categories([
+            (item.item_id, item.fields.category) for item, changed in changes
+            if changed and (old_categories is None
+                            or old_categories.get(item.item_id) != item.fields.category)])
         ops = []
         for item, changed in changes:
             if changed:

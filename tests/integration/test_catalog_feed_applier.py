@@ -204,3 +204,27 @@ async def test_a_bulk_update_reports_the_items_that_moved_on(service: CatalogSer
     assert missed == {1}
     assert (await service.get_item(m1.item_id)).fields.title == "One, bulk"
     assert (await service.get_item(m2.item_id)).fields.title == "Edited"
+
+
+async def test_the_category_index_follows_an_item_that_moves(service: CatalogService) -> None:
+    store = service.store
+    item, _ = await service.create_item(_fields("M1", "Mover"), item_id="", request_id="mv-1")
+    listed = [i.item_id for i in await store.list_category("mobiles", after="", limit=500,
+                                                          show_deleted=False)]
+    assert item.item_id in listed
+    kettle = domain.ItemFields(title="Mover", category="kitchen-appliances", brand="Acme",
+                               price_paise=99_900,
+                               attributes={"type": "kettle", "power_watts": 1500})
+    await service.update_item(item.item_id, kettle, ["category", "attributes"],
+                              expected_version=1, request_id="mv-2")
+    mobiles = await store.list_category("mobiles", after="", limit=500, show_deleted=True)
+    kitchen = await store.list_category("kitchen-appliances", after="", limit=500,
+                                        show_deleted=False)
+    assert item.item_id not in [i.item_id for i in mobiles]
+    assert [i.item_id for i in kitchen] == [item.item_id]
+    # Found again by sku and by its create request, through item_keys.
+    by_sku = await store.get_by_sku_key(f"sku:{SUPPLIER}/M1")
+    assert by_sku is not None and by_sku["_id"] == item.item_id
+    by_request = await store.get_by_create_request("mv-1")
+    assert by_request is not None and by_request["_id"] == item.item_id
+    assert await store.item_keys.count_documents({"item_id": item.item_id}) == 2
