@@ -398,7 +398,7 @@ def build_locked(
         if only_if_missing and current is not None:
             return None
         if fresher_than is not None and current is not None:
-            built_at = client.hget(key(meta_key(int(current))), "built_at")
+            built_at: Any = client.hget(key(meta_key(int(current))), "built_at")  # type: ignore[arg-type]
             if built_at is not None and time.time() - float(built_at) < fresher_than:
                 return None
         return build(client, key, warehouses)
