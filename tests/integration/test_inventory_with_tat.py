@@ -58,7 +58,7 @@ def inventory_on_tat(services: Services, tat: RunningService) -> Iterator[Runnin
             cwd=REPO,
             start_new_session=True,
         )
-    svc = RunningService("inventory", addr, proc, log)
+    svc = RunningService("inventory", addr, [proc], [log])
     _wait_serving(svc, 90)
     yield svc
     svc.stop()
