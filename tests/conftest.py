@@ -31,10 +31,16 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from infra import stack as infra_stack
 from infra.core import REPO, STACK, Server, tail
 from mesh.config import grpc_target, split_addrs
+
+# Properties assert rules, never speed: hypothesis' per-example deadline
+# (200 ms) fails them at random on a busy machine, so it is off.
+hypothesis_settings.register_profile("ecom", deadline=None)
+hypothesis_settings.load_profile("ecom")
 
 
 class Stack:
@@ -134,7 +140,8 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
 
         report = drop_run_data(st)
         summary = f"dropped the data of test run {st.run_id}: " + "; ".join(
-            f"{server} {outcome}" for server, outcome in report.items())
+            f"{server} {outcome}" for server, outcome in report.items()
+        )
     pytestconfig.stash[CLEANUP_SUMMARY] = summary
     if not os.environ.get("ECOM_KEEP_STACK"):
         for s in st.started:
@@ -151,8 +158,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # Our own services, run as real processes against the stack
 # --------------------------------------------------------------------------
 
-SERVICES = ["catalog", "search", "tat", "users", "cart", "inventory", "orders", "payments",
-            "recs", "notify", "analytics"]
+SERVICES = [
+    "catalog",
+    "search",
+    "tat",
+    "users",
+    "cart",
+    "inventory",
+    "orders",
+    "payments",
+    "recs",
+    "notify",
+    "analytics",
+]
 
 
 def _free_port() -> int:
@@ -168,6 +186,8 @@ def _free_port() -> int:
 # stock, as its contract says), and processes started with it can be shared
 # across test files.
 UNREACHABLE_ADDR = f"127.0.0.1:{_free_port()}"
+# How long a service started by a test may take to report SERVING.
+START_TIMEOUT_SECONDS = 90.0
 
 
 # Processes per service in the test stack (ECOM_TEST_REPLICAS, default 2, as
@@ -238,7 +258,7 @@ class RunningService:
         self.procs[index].kill()
         self.procs[index].wait()
 
-    def restart_replica(self, index: int, timeout: float = 90) -> None:
+    def restart_replica(self, index: int, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Start replica ``index`` again (after ``kill_replica``), as the
         supervisor would, and wait until it serves."""
         self.procs[index] = _spawn(self.name, index, self.env, self.logs[index])
@@ -277,7 +297,7 @@ class Services:
     def addr(self, name: str) -> str:
         return self.env[f"ECOM_{name.upper()}_ADDR"]
 
-    def start(self, name: str, *, timeout: float = 90, **env: str) -> RunningService:
+    def start(self, name: str, **env: str) -> RunningService:
         """Start svc_<name> and wait until its health check says SERVING.
 
         A process already running with the same extra environment is reused
@@ -298,7 +318,7 @@ class Services:
             procs.append(_spawn(name, k, full, log))
         svc = RunningService(name, addr, procs, logs, env, full)
         self.running[name] = svc
-        _wait_serving(svc, timeout)
+        _wait_serving(svc, START_TIMEOUT_SECONDS)
         return svc
 
     def stop_all(self) -> None:

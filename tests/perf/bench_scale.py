@@ -30,7 +30,7 @@ from google.protobuf import field_mask_pb2
 
 from mesh.config import load_settings
 from svc_catalog import domain
-from svc_catalog.store import connect, item_to_doc, now
+from svc_catalog.store import ItemStore, connect, item_to_doc, now
 from tests.conftest import Services, Stack, _free_port
 from tests.integration.catalog_support import ADMIN, phone
 from tests.integration.orders_support import Shop, new_id, start_shop
@@ -141,11 +141,13 @@ async def bench_list(services: Services, stack: Stack, items: int) -> None:
         after_id = page[49]["_id"]
     print(f"{'ListItems before (scan)':<28} {stats.line(before)}")
 
-    # After: the service builds the index for existing items at start.
+    # After: the index for items stored before it existed is built once per
+    # database (at the catalog's start; here first, timed on its own).
     t = time.perf_counter()
-    svc = services.start("catalog", ECOM_LOG_LEVEL="WARNING", timeout=900)
-    print(f"catalog start with the index built for {items} items: "
+    indexed = await ItemStore(db).build_lookup_indexes()
+    print(f"category index and item keys built for {indexed} items: "
           f"{time.perf_counter() - t:.1f}s (once per database)")
+    svc = services.start("catalog", ECOM_LOG_LEVEL="WARNING")
     after: list[float] = []
     seen = 0
     async with svc.channel() as ch:
