@@ -160,7 +160,7 @@ async def test_a_hint_renewed_by_another_writer_survives_the_relay(
     await store.mark_published(item.item_id, list(last["pending"]), last["hint_token"])
     assert await store.docs_with_pending(10) == []
     doc = await store.items.find_one({"_id": item.item_id})
-    assert doc["has_pending"] is False and doc["pending"] == {}
+    assert doc is not None and doc["has_pending"] is False and doc["pending"] == {}
 
 
 async def test_rows_for_existing_items_are_written_in_one_bulk_update(

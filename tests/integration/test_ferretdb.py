@@ -4,6 +4,7 @@ async client, a unique index that the server enforces, finds and updates."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pymongo
 import pytest
@@ -166,6 +167,19 @@ async def test_the_running_server_builds_id_indexes_on_the_lookup_expression(
 # update is its own wire command on its own connection.
 
 
+Doc = dict[str, Any]
+
+
+def _mongo(url: str, **kw: Any) -> pymongo.MongoClient[Doc]:
+    return pymongo.MongoClient(url, **kw)
+
+
+def _get(coll: Any, doc_id: str) -> Doc:
+    doc: Doc | None = coll.find_one({"_id": doc_id})
+    assert doc is not None, doc_id
+    return doc
+
+
 @pytest.fixture(scope="module")
 def own_ferretdb(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A FerretDB process of this module's own; yields its URL."""
@@ -200,7 +214,7 @@ def own_ferretdb(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
         while True:
             assert proc.poll() is None, f"ferretdb exited:\n{tail(log)}"
             try:
-                with pymongo.MongoClient(url, serverSelectionTimeoutMS=500) as c:
+                with _mongo(url, serverSelectionTimeoutMS=500) as c:
                     if c.admin.command("ping").get("ok") == 1:
                         break
             except pymongo.errors.PyMongoError:
@@ -223,7 +237,7 @@ def _in_threads(url: str, threads: int, per_thread: int, work) -> list:  # type:
     from concurrent.futures import ThreadPoolExecutor
 
     def run(t: int) -> list:  # type: ignore[type-arg]
-        with pymongo.MongoClient(url, maxPoolSize=1) as client:
+        with _mongo(url, maxPoolSize=1) as client:
             coll = client["races"]["docs"]
             return [work(coll, t, n) for n in range(per_thread)]
 
@@ -232,35 +246,35 @@ def _in_threads(url: str, threads: int, per_thread: int, work) -> list:  # type:
 
 
 def test_concurrent_inc_on_one_document_is_exact(own_ferretdb: str) -> None:
-    with pymongo.MongoClient(own_ferretdb) as client:
+    with _mongo(own_ferretdb) as client:
         client["races"]["docs"].replace_one({"_id": "inc"}, {"_id": "inc", "n": 0}, upsert=True)
     _in_threads(own_ferretdb, 16, 25, lambda c, t, n: c.update_one(
         {"_id": "inc"}, {"$inc": {"n": 1}}).modified_count)
-    with pymongo.MongoClient(own_ferretdb) as client:
-        assert client["races"]["docs"].find_one({"_id": "inc"})["n"] == 400
+    with _mongo(own_ferretdb) as client:
+        assert _get(client["races"]["docs"], "inc")["n"] == 400
 
 
 def test_compare_and_set_wins_equal_version_moves_one_winner_per_version(
         own_ferretdb: str) -> None:
-    with pymongo.MongoClient(own_ferretdb) as client:
+    with _mongo(own_ferretdb) as client:
         client["races"]["docs"].replace_one(
             {"_id": "cas"}, {"_id": "cas", "version": 0, "writer": ""}, upsert=True)
 
     def cas(coll, t, n):  # type: ignore[no-untyped-def]
-        seen = coll.find_one({"_id": "cas"})["version"]
+        seen = _get(coll, "cas")["version"]
         res = coll.update_one({"_id": "cas", "version": seen},
                               {"$set": {"writer": f"{t}/{n}"}, "$inc": {"version": 1}})
         return seen if res.modified_count == 1 else None
 
     won = [v for v in _in_threads(own_ferretdb, 8, 25, cas) if v is not None]
-    with pymongo.MongoClient(own_ferretdb) as client:
-        final = client["races"]["docs"].find_one({"_id": "cas"})["version"]
+    with _mongo(own_ferretdb) as client:
+        final = _get(client["races"]["docs"], "cas")["version"]
     assert len(won) == final  # every reported win moved the version
     assert sorted(won) == list(range(final))  # exactly one winner per version
 
 
 def test_find_one_and_update_returns_distinct_post_images(own_ferretdb: str) -> None:
-    with pymongo.MongoClient(own_ferretdb) as client:
+    with _mongo(own_ferretdb) as client:
         client["races"]["docs"].replace_one({"_id": "seq"}, {"_id": "seq", "n": 0}, upsert=True)
     images = _in_threads(own_ferretdb, 8, 25, lambda c, t, n: c.find_one_and_update(
         {"_id": "seq"}, {"$inc": {"n": 1}},
@@ -271,28 +285,29 @@ def test_find_one_and_update_returns_distinct_post_images(own_ferretdb: str) -> 
 def test_delete_races_an_update_without_resurrecting_or_losing(own_ferretdb: str) -> None:
     """Each document is either deleted or has every increment: an update
     never writes back a document a concurrent delete removed."""
-    with pymongo.MongoClient(own_ferretdb) as client:
+    with _mongo(own_ferretdb) as client:
         coll = client["races"]["gone"]
         coll.insert_many([{"_id": f"d{i}", "n": 0} for i in range(50)])
 
     from concurrent.futures import ThreadPoolExecutor
 
     def bump(_: int) -> None:
-        with pymongo.MongoClient(own_ferretdb, maxPoolSize=1) as client:
+        with _mongo(own_ferretdb, maxPoolSize=1) as client:
             for i in range(50):
                 client["races"]["gone"].update_one({"_id": f"d{i}"}, {"$inc": {"n": 1}})
 
     def delete(_: int) -> int:
-        with pymongo.MongoClient(own_ferretdb, maxPoolSize=1) as client:
+        with _mongo(own_ferretdb, maxPoolSize=1) as client:
             return sum(client["races"]["gone"].delete_one({"_id": f"d{i}"}).deleted_count
                        for i in range(0, 50, 2))
 
     with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(bump, 0), pool.submit(bump, 1), pool.submit(delete, 0)]
-        deleted = futures[2].result()
-        for f in futures[:2]:
+        bumps = [pool.submit(bump, 0), pool.submit(bump, 1)]
+        deletes = pool.submit(delete, 0)
+        deleted = deletes.result()
+        for f in bumps:
             f.result()
-    with pymongo.MongoClient(own_ferretdb) as client:
+    with _mongo(own_ferretdb) as client:
         left = {d["_id"]: d["n"] for d in client["races"]["gone"].find()}
     assert deleted == 25
     assert sorted(left) == sorted(f"d{i}" for i in range(1, 50, 2))
