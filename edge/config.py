@@ -40,7 +40,7 @@ from pydantic import Field
 
 from edge import descriptors, registry
 from mesh.auth import JWT_PAYLOAD_HEADER
-from mesh.config import ServiceSettings
+from mesh.config import ServiceSettings, split_addrs
 from mesh.tokens import AUDIENCE, ISSUER
 
 # The largest REST request body: a 100,000-row supplier feed as JSON.
@@ -161,11 +161,13 @@ def _is_ip(host: str) -> bool:
 
 
 def cluster(process: registry.ServiceProcess, addr: str, interval: float) -> dict[str, Any]:
-    """One upstream cluster per service process: HTTP/2, gRPC health checks."""
-    host, port = _socket(addr)
+    """One upstream cluster per service: HTTP/2, gRPC health checks, one
+    endpoint per replica (``addr`` may list several, comma-separated),
+    balanced round-robin among the healthy ones."""
+    sockets = [_socket(a) for a in split_addrs(addr)]
     return {
         "name": process.cluster,
-        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "type": "STATIC" if all(_is_ip(h) for h, _ in sockets) else "STRICT_DNS",
         "connect_timeout": "1s",
         "lb_policy": "ROUND_ROBIN",
         "typed_extension_protocol_options": {
@@ -181,6 +183,7 @@ def cluster(process: registry.ServiceProcess, addr: str, interval: float) -> dic
                     "lb_endpoints": [
                         {"endpoint": {"address": {"socket_address": {
                             "address": host, "port_value": port}}}}
+                        for host, port in sockets
                     ]
                 }
             ],
@@ -272,6 +275,14 @@ def _match(binding: descriptors.HttpBinding, *, preflight: bool = False) -> dict
     return match
 
 
+# Retry on another replica than the one that failed.
+_PREVIOUS_HOSTS: dict[str, Any] = {
+    "name": "envoy.retry_host_predicates.previous_hosts",
+    "typed_config": {
+        "@type": TYPE + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"},
+}
+
+
 def _routes(rpc: descriptors.Rpc, process: registry.ServiceProcess) -> list[dict[str, Any]]:
     """One route per REST binding of ``rpc``. Routes match the request as the
     client sent it (the transcoder keeps that route), so the route table is
@@ -287,6 +298,17 @@ def _routes(rpc: descriptors.Rpc, process: registry.ServiceProcess) -> list[dict
             "num_retries": 2,
             "per_try_timeout": _seconds(max(timeout / 3, 1.0)),
             "retry_back_off": {"base_interval": "0.025s", "max_interval": "0.25s"},
+            "retry_host_predicate": [_PREVIOUS_HOSTS],
+        }
+    else:
+        # A write is retried only when it never reached a service (the
+        # connection was refused, e.g. a replica just died): on another
+        # replica, which cannot apply it twice.
+        action["retry_policy"] = {
+            "retry_on": "connect-failure,refused-stream",
+            "num_retries": 2,
+            "retry_back_off": {"base_interval": "0.025s", "max_interval": "0.25s"},
+            "retry_host_predicate": [_PREVIOUS_HOSTS],
         }
     return [
         {

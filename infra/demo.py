@@ -65,7 +65,9 @@ async def load_stock(inventory_addr: str, *, batch: int = STOCK_BATCH,
     progress = Progress("stock", len(plan))
     replayed = 0
     sem = asyncio.Semaphore(concurrency)
-    async with grpc.aio.insecure_channel(inventory_addr) as channel:
+    from mesh.config import grpc_target
+
+    async with grpc.aio.insecure_channel(grpc_target(inventory_addr)) as channel:
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
 
         async def one(rows: list[inventory_pb2.SetStockRequest]) -> None:

@@ -263,6 +263,15 @@ def _port_of(value: str | None, default: int) -> int:
     return int(m.group(1)) if m else default
 
 
+def _replica_ports(value: str | None, default: int, replicas: int) -> list[int]:
+    """The ports of a service's replicas: a list given in ECOM_<SVC>_ADDR, or
+    its one port and one 100 higher per further replica (infra.services)."""
+    if value and "," in value:
+        return [_port_of(v, default) for v in value.split(",") if v.strip()]
+    base = _port_of(value, default)
+    return [base + 100 * k for k in range(replicas)]
+
+
 def project_ports(scope: str = "up") -> list[PortUse]:
     """Every port `make up` (scope "up") or `make test` ("test") listens on."""
     from infra import stack
@@ -279,9 +288,15 @@ def project_ports(scope: str = "up") -> list[PortUse]:
     supervisor = (run / "supervisor.pid",)
     service_ports = _literal(REPO / "mesh" / "config.py", "SERVICE_PORTS")
     assert isinstance(service_ports, dict)
+    try:
+        replicas = max(1, int(os.environ.get("ECOM_REPLICAS") or 2))
+    except ValueError:
+        replicas = 2
     for name, port in service_ports.items():
         var = f"ECOM_{name.upper()}_ADDR"
-        uses.append(PortUse(_port_of(os.environ.get(var), port), f"svc_{name}", var, supervisor))
+        for k, replica_port in enumerate(_replica_ports(os.environ.get(var), port, replicas)):
+            label = f"svc_{name}" if k == 0 else f"svc_{name} replica {k}"
+            uses.append(PortUse(replica_port, label, var, supervisor))
     uses.append(PortUse(int(os.environ.get("ECOM_EDGE_PORT") or 8080), "edge",
                         "ECOM_EDGE_PORT", supervisor))
     uses.append(PortUse(int(os.environ.get("ECOM_EDGE_ADMIN_PORT") or 19901), "edge admin",

@@ -13,6 +13,14 @@ minute of uptime); each restart is logged and counted. ``up`` returns once
 every service answers its gRPC health check with SERVING and the edge answers
 ``GET /healthz``, or fails with the tail of the culprit's log.
 
+Every service runs as ``ECOM_REPLICAS`` processes (default 2): replica N
+(``ECOM_REPLICA_INDEX=N``) listens on the Nth address of ``ECOM_<SVC>_ADDR``,
+which lists one address per replica (given, or made from the service's
+address by adding 100 to the port for each further replica). Callers
+balance across the list (``mesh.channels``) and Envoy has one endpoint per
+replica. Each replica is a child of its own (``catalog.0``, ``catalog.1``),
+restarted on its own; with one replica the child is named after the service.
+
 ``down`` stops the supervisor, which stops exactly the children it started
 (SIGTERM to each process group, SIGKILL after a grace period). ``status``
 prints each child with pid, address, health and restarts.
@@ -53,6 +61,11 @@ ANALYTICS_JOB_ENV = "ECOM_ANALYTICS_JOB"
 WEB = "web"
 WEB_DIST = REPO / "web" / "dist"
 
+REPLICAS_ENV = "ECOM_REPLICAS"
+DEFAULT_REPLICAS = 2
+# Replica N of a service given one address listens N * this above its port.
+REPLICA_PORT_STEP = 100
+
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 # A child that stayed up this long is considered healthy again: its next
@@ -76,6 +89,8 @@ class ChildState:
     next_start: float = 0.0
     backoff: float = BACKOFF_START
     history: list[str] = field(default_factory=list)
+    # Extra environment of this child (its replica index).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------
@@ -83,10 +98,46 @@ class ChildState:
 # ---------------------------------------------------------------------------
 
 
-def _environment() -> dict[str, str]:
-    from infra import stack
+def replicas() -> int:
+    """How many processes of each service to run (``ECOM_REPLICAS``)."""
+    raw = os.environ.get(REPLICAS_ENV, str(DEFAULT_REPLICAS))
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InfraError(f"{REPLICAS_ENV} must be a whole number of at least 1, got {raw!r}")
+    return n
 
-    return {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+
+def replica_addresses(addr: str, n: int) -> str:
+    """``addr`` as a list of ``n`` replica addresses: a list given already
+    is kept (its length wins); one address gains ports 100 apart."""
+    from mesh.config import split_addrs
+
+    given = split_addrs(addr)
+    if len(given) > 1 or n == 1:
+        return ",".join(given)
+    host, _, port = given[0].rpartition(":")
+    return ",".join(f"{host}:{int(port) + k * REPLICA_PORT_STEP}" for k in range(n))
+
+
+def _environment() -> dict[str, str]:
+    """The children's environment: the stack's servers and, for every
+    service, the list of its replicas' addresses."""
+    from edge import registry
+    from infra import stack
+    from mesh.config import ServiceSettings
+
+    env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+    n = replicas()
+    settings = ServiceSettings()
+    for p in registry.PROCESSES:
+        env[f"ECOM_{p.name.upper()}_ADDR"] = replica_addresses(settings.addr_of(p.name), n)
+    # svc_notify's HTTP endpoint for SMS delivery reports: one per replica too.
+    env["ECOM_NOTIFY_DLR_ADDR"] = replica_addresses(
+        os.environ.get("ECOM_NOTIFY_DLR_ADDR", "127.0.0.1:50070"), n)
+    return env
 
 
 def selected_processes() -> list:  # list[edge.registry.ServiceProcess]
@@ -108,17 +159,23 @@ def planned_children() -> list[ChildState]:
     """The selected services, then the edge."""
     from edge import config
     from infra import tools
+    from mesh.config import split_addrs
 
     settings = config.EdgeSettings()
-    children = [
-        ChildState(
-            name=p.name,
-            addr=settings.addr_of(p.name),
-            command=[sys.executable, "-m", f"{p.package}.main"],
-            log=str(LOGS / f"{p.package}.log"),
-        )
-        for p in selected_processes()
-    ]
+    env = _environment()
+    children = []
+    for p in selected_processes():
+        addrs = split_addrs(env[f"ECOM_{p.name.upper()}_ADDR"])
+        for k, addr in enumerate(addrs):
+            name = p.name if len(addrs) == 1 else f"{p.name}.{k}"
+            children.append(ChildState(
+                name=name,
+                addr=addr,
+                command=[sys.executable, "-m", f"{p.package}.main"],
+                log=str(LOGS / (f"{p.package}.log" if len(addrs) == 1
+                                else f"{p.package}.{k}.log")),
+                env={"ECOM_REPLICA_INDEX": str(k)},
+            ))
     names = {p.name for p in selected_processes()}
     wanted = os.environ.get(ANALYTICS_JOB_ENV, "1") not in ("0", "false", "no")
     if wanted and "analytics" in names:
@@ -189,7 +246,7 @@ class Supervisor:
         with open(child.log, "ab") as out:
             proc = subprocess.Popen(
                 child.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=REPO, env=self.env, start_new_session=True,
+                cwd=REPO, env={**self.env, **child.env}, start_new_session=True,
             )
         self.procs[child.name] = proc
         child.pid, child.started_at = proc.pid, time.time()

@@ -29,7 +29,7 @@ from typing import Any
 import grpc
 
 from mesh.auth import JWT_PAYLOAD_HEADER
-from mesh.config import ServiceSettings
+from mesh.config import ServiceSettings, grpc_target
 from mesh.context import REQUEST_ID_HEADER, current_call
 
 # Ping every 30s (also when idle) so a dead peer or a silently dropped
@@ -144,9 +144,11 @@ def open_channel(
     default_timeout: float | None = 5.0,
     options: Iterable[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
-    """An insecure (private network) channel to ``target`` with mesh defaults."""
+    """An insecure (private network) channel to ``target`` with mesh defaults.
+    ``target`` may list several replicas (``h1:p1,h2:p2``): calls are then
+    balanced round-robin across those that are up."""
     return grpc.aio.insecure_channel(
-        target,
+        grpc_target(target),
         options=[
             *CLIENT_OPTIONS,
             ("grpc.service_config", service_config(idempotent, retry)),

@@ -9,6 +9,7 @@ pydantic field path.
 from __future__ import annotations
 
 import logging
+from ipaddress import ip_address
 from typing import Any, TypeVar, overload
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -72,7 +73,11 @@ class ServiceSettings(BaseSettings):
     # Business knobs shared by several services.
     order_hold_seconds: int = Field(default=600, gt=0)
 
-    # Runtime.
+    # Runtime. A service may run as several processes (replicas): its
+    # ECOM_<SVC>_ADDR then lists one address per replica
+    # (``127.0.0.1:50051,127.0.0.1:50151``), callers balance across them, and
+    # replica N (ECOM_REPLICA_INDEX, from 0) listens on the Nth.
+    replica_index: int = Field(default=0, ge=0)
     log_level: str = "INFO"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     health_check_interval_seconds: float = Field(default=5.0, gt=0)
@@ -99,10 +104,26 @@ class ServiceSettings(BaseSettings):
     def _host_port(cls, value: object, info: ValidationInfo) -> object:
         if (info.field_name or "").endswith("_addr") and isinstance(value, str):
             try:
-                _split_host_port(value)
+                for one in split_addrs(value):
+                    _split_host_port(one)
             except ValueError:
-                raise ValueError("expected host:port, e.g. 127.0.0.1:50051") from None
+                raise ValueError("expected host:port, e.g. 127.0.0.1:50051, or several "
+                                 "separated by commas (one per replica)") from None
         return value
+
+    def addrs_of(self, service: str) -> list[str]:
+        """Every replica's ``host:port`` of ``service``."""
+        return split_addrs(self.addr_of(service))
+
+    def listen_addr_of(self, service: str) -> str:
+        """Where this process listens when it serves ``service``: the
+        address of its replica index."""
+        addrs = self.addrs_of(service)
+        if self.replica_index >= len(addrs):
+            raise ConfigError(
+                f"ECOM_REPLICA_INDEX={self.replica_index} but ECOM_{service.upper()}_ADDR "
+                f"lists {len(addrs)} address(es)")
+        return addrs[self.replica_index]
 
     def addr_of(self, service: str) -> str:
         """The ``host:port`` of ``service`` (``ECOM_<SVC>_ADDR``)."""
@@ -137,6 +158,35 @@ class ServiceSettings(BaseSettings):
     def cassandra_contact_points(self) -> list[tuple[str, int]]:
         """ECOM_CASSANDRA_HOSTS (``h1:p1,h2:p2``) as (host, port) pairs."""
         return [_split_host_port(h.strip()) for h in self.cassandra_hosts.split(",") if h.strip()]
+
+
+def split_addrs(value: str) -> list[str]:
+    """``h:p`` or ``h1:p1,h2:p2`` (one per replica) as a list."""
+    addrs = [a.strip() for a in value.split(",") if a.strip()]
+    if not addrs:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return addrs
+
+
+def grpc_target(value: str) -> str:
+    """A gRPC channel target for one address or a replica list: several
+    addresses become gRPC's static list (``ipv4:h1:p1,h2:p2``), which the
+    channel's round-robin policy balances per call, skipping a replica that
+    is down. A list must name IP addresses (a DNS name already resolves to
+    every replica by itself)."""
+    addrs = split_addrs(value)
+    if len(addrs) == 1:
+        return addrs[0]
+    hosts = [_split_host_port(a)[0] for a in addrs]
+    try:
+        families = {ip_address(h).version for h in hosts}
+    except ValueError:
+        raise ValueError(f"a list of replica addresses must use IP addresses: {value!r}") from None
+    if families == {4}:
+        return "ipv4:" + ",".join(addrs)
+    if families == {6}:
+        return "ipv6:" + ",".join(addrs)
+    raise ValueError(f"replica addresses mix IPv4 and IPv6: {value!r}")
 
 
 def _split_host_port(value: str) -> tuple[str, int]:

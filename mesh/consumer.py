@@ -73,7 +73,9 @@ def event_id_from_header(event: ReceivedEvent) -> str:
 async def create_tables(engine: AsyncEngine) -> None:
     """Create `processed_events` if missing (services with Alembic include
     `mesh.consumer.metadata` in their migrations instead)."""
-    async with engine.begin() as conn:
+    from mesh.lease import schema_lock
+
+    async with schema_lock(engine), engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
 
 

@@ -169,8 +169,11 @@ class SqlStore:
             self.retries = retries
 
     async def create_tables(self) -> None:
-        """Create every table of ``schema`` that is missing (idempotent)."""
-        async with self.engine.begin() as conn:
+        """Create every table of ``schema`` that is missing (idempotent; under
+        the database's schema lock, so replicas starting at once do not race)."""
+        from mesh.lease import schema_lock
+
+        async with schema_lock(self.engine), self.engine.begin() as conn:
             for metadata in self.schema:
                 await conn.run_sync(metadata.create_all)
 

@@ -96,7 +96,9 @@ outbox = Table(
 async def create_tables(engine: AsyncEngine) -> None:
     """Create the `outbox` table if missing (services with Alembic include
     `mesh.outbox.metadata` in their migrations instead)."""
-    async with engine.begin() as conn:
+    from mesh.lease import schema_lock
+
+    async with schema_lock(engine), engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
 
 

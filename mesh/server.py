@@ -109,7 +109,7 @@ class Service:
     ) -> None:
         self.name = name
         self.settings = settings or load_settings()
-        self.addr = addr or self.settings.addr_of(name)
+        self.addr = addr or self.settings.listen_addr_of(name)
         self.port: int | None = None
         self.server: grpc.aio.Server | None = None
         self.health = HealthMonitor(

@@ -381,17 +381,26 @@ def build_locked(
     warehouses: Sequence[WarehouseConfig],
     *,
     only_if_missing: bool = False,
+    fresher_than: float | None = None,
     lock_seconds: int = 300,
 ) -> BuildReport | None:
     """:func:`build` under a Redis lock so concurrent instances do not build
-    the same matrix twice; None when another builder holds the lock or
-    (``only_if_missing``) a current version already exists."""
+    the same matrix twice; None when another builder holds the lock,
+    (``only_if_missing``) a current version already exists, or the current
+    version was built less than ``fresher_than`` seconds ago (by another
+    instance of a periodic refresh: each period rebuilds once, not once per
+    process)."""
     token = uuid.uuid4().hex
     if not client.set(key(BUILD_LOCK_KEY), token, nx=True, ex=lock_seconds):
         return None
     try:
-        if only_if_missing and client.get(key(CURRENT_KEY)) is not None:
+        current = client.get(key(CURRENT_KEY))
+        if only_if_missing and current is not None:
             return None
+        if fresher_than is not None and current is not None:
+            built_at: Any = client.hget(key(meta_key(int(current))), "built_at")  # type: ignore[arg-type]
+            if built_at is not None and time.time() - float(built_at) < fresher_than:
+                return None
         return build(client, key, warehouses)
     finally:
         if client.get(key(BUILD_LOCK_KEY)) == token.encode():

@@ -6,7 +6,10 @@
   document only after the broker acknowledged it, so with Kafka down the
   writes still succeed and their events go out when Kafka is back; a crash
   between acknowledgement and removal re-publishes the event with the same
-  event id, which consumers deduplicate.
+  event id, which consumers deduplicate. With several catalog processes one
+  relays at a time, the holder of the ``event-relay`` lease (a document
+  renewed before every batch, taken over within its ttl when the holder
+  dies), so each item's events reach Kafka in version order.
 * :class:`FeedApplier` consumes ``catalog.feeds``, applies each row once
   (see ``CatalogService.apply_feed_rows`` for why a replay changes nothing),
   publishes the items' events, and only then commits the Kafka offsets.
@@ -35,7 +38,8 @@ class EventRelay:
 
     def __init__(self, store: ItemStore, bootstrap: str, *, items_topic: str,
                  feeds_topic: str, batch_docs: int = 200, idle_interval: float = 0.2,
-                 delivery_timeout: float = 5.0, max_backoff: float = 5.0) -> None:
+                 delivery_timeout: float = 5.0, max_backoff: float = 5.0,
+                 lease_ttl: float = 10.0) -> None:
         """Topic names are full (prefix applied)."""
         self.store = store
         self.items_topic = items_topic
@@ -43,6 +47,8 @@ class EventRelay:
         self.batch_docs = batch_docs
         self.idle_interval = idle_interval
         self.max_backoff = max_backoff
+        self.lease = store.relay_lease(ttl=lease_ttl)
+        self.standby_interval = lease_ttl / 4
         # A short delivery timeout so a dead broker fails a batch quickly and
         # the events simply stay where they are.
         self.producer = make_producer(bootstrap, client_id="svc_catalog-relay",
@@ -61,10 +67,11 @@ class EventRelay:
                 batch.append((doc["_id"], OutgoingEvent(
                     topic=self.items_topic, key=ev["key"].encode(), payload=bytes(ev["payload"]),
                     event_id=event_id, event_type=ev["type"])))
+        tokens = {doc["_id"]: doc["hint_token"] for doc in docs}
         if not batch:
             # Flags left set by a relay that died after emptying the map.
             for doc in docs:
-                await self.store.mark_published(doc["_id"], [])
+                await self.store.mark_published(doc["_id"], [], doc["hint_token"])
             return 0
         reports = await publish(self.producer, [e for _, e in batch])
         sent: dict[str, list[str]] = defaultdict(list)
@@ -72,7 +79,7 @@ class EventRelay:
             if rep.delivered:
                 sent[item_id].append(ev.event_id)
         for item_id, ids in sent.items():
-            await self.store.mark_published(item_id, ids)
+            await self.store.mark_published(item_id, ids, tokens[item_id])
         failed = [r for r in reports if not r.delivered]
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(batch)} item events not delivered: "
@@ -101,24 +108,34 @@ class EventRelay:
                                        f"{failed[0].error}")
                 await self.store.mark_chunk_published(chunk_id)
                 total += len(events)
+                if not await self.lease.acquire():
+                    return total  # another process relays now (a long feed)
             await self.store.mark_feed_relayed(feed_id)
         return total
 
     async def run(self) -> None:
-        """Relay until cancelled, backing off while Kafka or MongoDB is down."""
+        """Relay until cancelled, backing off while Kafka or MongoDB is down;
+        only while this process holds the relay lease."""
         backoff = self.idle_interval
+        rebuilt = False
+        held = False
         while True:
             try:
-                hinted = await self.store.rebuild_hints()
-                log.info("catalog relay: %d items with pending events at start", hinted)
-                break
-            except Exception as exc:  # noqa: BLE001 - MongoDB may still be starting
-                log.warning("catalog relay: reading pending items: %s; retrying", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-        backoff = self.idle_interval
-        while True:
-            try:
+                if not await self.lease.acquire():
+                    if held:
+                        log.info("catalog relay: lease lost to another process")
+                    held = False
+                    await asyncio.sleep(self.standby_interval)
+                    continue
+                if not held:
+                    log.info("catalog relay: holding the relay lease")
+                held = True
+                if not rebuilt:
+                    # One read of the whole collection, once per process,
+                    # and only by the process that relays.
+                    hinted = await self.store.rebuild_hints()
+                    log.info("catalog relay: %d items with pending events at start", hinted)
+                    rebuilt = True
                 sent = await self.publish_items() + await self.publish_feeds()
                 backoff = self.idle_interval
                 if sent:
@@ -132,6 +149,13 @@ class EventRelay:
 
     def close(self) -> None:
         self.producer.flush(5)
+
+    async def release(self) -> None:
+        """Hand the lease on at shutdown, so another process relays at once."""
+        try:
+            await self.lease.release()
+        except Exception as exc:  # noqa: BLE001 - shutting down anyway; it expires
+            log.warning("catalog relay: releasing the lease: %s", exc)
 
 
 class FeedApplier:

@@ -24,6 +24,7 @@ async def build() -> mesh.Service:
     client = connect(settings.mongo_url)
     store = ItemStore(client[settings.database("catalog")])
     await store.create_indexes()
+    await store.build_lookup_indexes()  # once per database, after an upgrade
     items_topic, feeds_topic = (settings.topic(codec.ITEMS_TOPIC),
                                 settings.topic(codec.FEEDS_TOPIC))
     ensure_topics(make_admin(settings.kafka_bootstrap), [items_topic, feeds_topic])
@@ -42,6 +43,7 @@ async def build() -> mesh.Service:
     svc.add_task("event-relay", relay.run)
     svc.add_task("feed-applier", applier.run)
     svc.on_shutdown(client.close)
+    svc.on_shutdown(relay.release)  # runs before client.close (last registered first)
     svc.on_shutdown(relay.close)
     svc.on_shutdown(applier.close)
     return svc

@@ -123,7 +123,8 @@ class CatalogService:
 
     async def list_items(self, category: str, *, after: str, page_size: int,
                          show_deleted: bool) -> tuple[list[domain.Item], str]:
-        """One page of a category and the id to continue after ("" at the end)."""
+        """One page of a category and the id to continue after ("" at the end),
+        in the category index's stable order (see ``ItemStore.list_category``)."""
         page = await self.store.list_category(category, after=after, limit=page_size + 1,
                                               show_deleted=show_deleted)
         if len(page) > page_size:
@@ -158,7 +159,8 @@ class CatalogService:
             try:
                 await self.store.replace_item(updated, expected_version=current.version,
                                               request_id=request_id, event=event,
-                                              remembered=doc.get("requests", []))
+                                              remembered=doc.get("requests", []),
+                                              old_category=current.fields.category)
                 return updated
             except VersionMismatch:
                 if expected_version:
@@ -309,7 +311,9 @@ class CatalogService:
                 outcomes[(row.feed_id, row.line_number)] = decision.outcome
                 if decision.event is not None:
                     events.append(decision.event)
-        missed = await self.store.write_feed_changes([(item, ch) for _, item, ch in writes])
+        missed = await self.store.write_feed_changes(
+            [(item, ch) for _, item, ch in writes],
+            {item_id: d["category"] for item_id, d in docs.items()})
         for i, (env, item, changed) in enumerate(writes):
             if i in missed:
                 one_by_one.append(env)  # changed since it was read: start over
@@ -361,7 +365,8 @@ class CatalogService:
             decision = _decide(item_from_doc(doc), fields, env)
             if not isinstance(decision, _Write):
                 return decision.outcome, decision.event
-            if await self.store.write_feed_changes([(decision.item, decision.changed)]):
+            if await self.store.write_feed_changes([(decision.item, decision.changed)],
+                                                   {doc["_id"]: doc["category"]}):
                 continue  # changed since it was read
             return None, (_feed_item_event(decision.item, env) if decision.changed else None)
         return domain.FeedRowError(line, sku, "", "the item kept changing; not applied"), None

@@ -11,13 +11,18 @@ map key does).
 
 FerretDB v1 answers a query from an index only for ``_id`` (a value or an
 ``$in``, and only with the patched build ``infra`` makes); any other filter
-reads the whole collection, several seconds at 100,000 items. So every hot
-path here looks items up by ``_id``. The relay finds pending events through
-``pending_items``, a small collection of item ids written *before* the item
-update that adds an event (a crash in between leaves a hint with nothing
-behind it, which the relay drops), and removed under the write lock once the
-item's map is empty. Lookups by ``sku_key`` or ``create_request_id`` read
-the collection and are kept off the common paths (see the service).
+reads the whole collection, several seconds at 100,000 items. So every path
+here looks documents up by ``_id``: items by id, a category's items through
+``category_index``, an item by sku or by create request id through
+``item_keys``. The relay finds pending events through ``pending_items``, a
+small collection of item ids hinted by writers before and after the item
+update that adds an event (see ``_hint`` and ``mark_published`` for why
+that is safe with several catalog processes).
+
+Several catalog processes share one database. Single-document updates are
+atomic on the patched FerretDB (its fourth patch), so the compare-and-set on
+``version`` is what serialises writers of one item; the store holds no lock
+of its own. One process at a time relays events (``relay_lease``).
 
 Collections:
 
@@ -26,6 +31,18 @@ Collections:
   retries). ``has_pending`` marks documents with events waiting; the relay
   reads it once at start to rebuild ``pending_items`` after an upgrade.
 * ``pending_items``: ids of items whose ``pending`` map may hold events.
+* ``category_index``: per category, 256 bucket documents
+  (``<category>:<bucket>``, the bucket being the first byte of the item id's
+  SHA-1) each holding ``ids: {item_id: true}``. A category lists in the order
+  (bucket, item id): stable, and each page reads a few buckets by ``_id``
+  plus its items by ``$in``. An item joins its category's bucket before the
+  item is written, so the index never misses an item; an entry left behind
+  by a category change is skipped on read (the item says its category).
+  ``~built`` marks that items written before the index existed are in it.
+* ``item_keys``: ``sku:<sku_key>`` and ``req:<create request id>`` -> the
+  item id, written after the item; lookups verify the item and fall back to
+  reading the collection only when a key is missing (a crash between the
+  two writes).
 * ``feeds``: one document per supplier feed (counts, validation errors).
 * ``feed_chunks``: per chunk of up to 1,000 lines, whether its rows were
   published and the consumer's record of which lines were applied (its
@@ -38,12 +55,12 @@ Collections:
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pymongo
 from ecom.events.v1 import events_pb2
@@ -51,6 +68,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mesh.lease import DocumentLease
 from svc_catalog import domain
 
 MAX_REMEMBERED_REQUESTS = 20
@@ -96,52 +114,88 @@ class VersionMismatch(Exception):
     """The item changed since it was read (or does not exist)."""
 
 
-W = TypeVar("W", bound=Callable[..., Awaitable[Any]])
-
-
-def _serialized(method: W) -> W:
-    """Run a write method under the store's write lock.
-
-    FerretDB v1 on SQLite applies an update by reading the document and
-    writing it back, without isolation between concurrent updates of the
-    same document: two overlapping updates lose one of them (measured: 400
-    concurrent ``$inc`` on one document left 37). The catalog's compare-and-set
-    on ``version`` and the relay's removal of published events both depend
-    on single-document atomicity, so this process sends its writes one at a
-    time. One catalog process per database is therefore the supported
-    deployment until the catalog moves to a backend with atomic updates."""
-
-    @functools.wraps(method)
-    async def wrapper(self: ItemStore, *args: Any, **kwargs: Any) -> Any:
-        async with self._writes:
-            return await method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 class ItemStore:
     """Items, feeds and feed chunks in one database."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._writes = asyncio.Lock()
         self.db = db
         self.items = db["items"]
         self.pending_items = db["pending_items"]
         self.feeds = db["feeds"]
         self.chunks = db["feed_chunks"]
         self.chunk_rows = db["feed_rows"]
+        self.leases = db["leases"]
+        self.category_index = db["category_index"]
+        self.item_keys = db["item_keys"]
 
     async def create_indexes(self) -> None:
         """Idempotent; run at start-up."""
         await self.items.create_index([("sku_key", pymongo.ASCENDING)], unique=True)
         await self.items.create_index([("create_request_id", pymongo.ASCENDING)], unique=True)
 
+    async def build_lookup_indexes(self) -> int:
+        """Put items written before ``category_index`` and ``item_keys``
+        existed into them: one read of the whole collection, once per
+        database (two processes doing it at once write the same entries).
+        Returns how many items it indexed (0 when already built)."""
+        if await self.category_index.find_one({"_id": BUILT_MARK}) is not None:
+            return 0
+        docs = [d async for d in self.items.find({}, {"category": 1, "sku_key": 1,
+                                                        "create_request_id": 1})]
+        entries = [(d["_id"], d["category"]) for d in docs]
+        # One update per bucket document, a few thousand keys at a time.
+        for start in range(0, len(entries), 20_000):
+            await self._add_to_categories(entries[start:start + 20_000])
+        for start in range(0, len(docs), 5_000):
+            await self._insert_keys(docs[start:start + 5_000])
+        await self.category_index.update_one({"_id": BUILT_MARK}, {"$set": {"at": now()}},
+                                              upsert=True)
+        return len(docs)
+
+    async def _add_to_categories(self, entries: Sequence[tuple[str, str]]) -> None:
+        """Add (item id, category) entries, one upsert per bucket touched."""
+        by_bucket: dict[str, dict[str, bool]] = {}
+        for item_id, category in entries:
+            by_bucket.setdefault(bucket_key(category, item_id), {})[f"ids.{item_id}"] = True
+        ops = [pymongo.UpdateOne({"_id": key}, {"$set": fields}, upsert=True)
+               for key, fields in sorted(by_bucket.items())]
+        if ops:
+            await self.category_index.bulk_write(ops, ordered=False)
+
+    async def _remove_from_category(self, item_id: str, category: str) -> None:
+        await self.category_index.update_one({"_id": bucket_key(category, item_id)},
+                                             {"$unset": {f"ids.{item_id}": ""}})
+
+    async def _write_keys(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """``item_keys`` entries of stored item documents (overwriting)."""
+        ops = [pymongo.UpdateOne({"_id": key}, {"$set": {"item_id": item_id}}, upsert=True)
+               for key, item_id in _keys_of(docs)]
+        if ops:
+            await self.item_keys.bulk_write(ops, ordered=False)
+
+    async def _insert_keys(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """``item_keys`` entries of new items: one bulk insert (fast); a key
+        that exists already (a stale one) is overwritten one by one."""
+        keys = list(_keys_of(docs))
+        if not keys:
+            return
+        try:
+            await self.item_keys.insert_many([{"_id": k, "item_id": i} for k, i in keys],
+                                             ordered=False)
+        except pymongo.errors.BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            for e in errors:
+                key, item_id = keys[int(e["index"])]
+                await self.item_keys.update_one({"_id": key}, {"$set": {"item_id": item_id}},
+                                                upsert=True)
+
     async def ping(self) -> None:
         """Health probe."""
         await self.db.command("ping")
 
     # -- items ------------------------------------------------------------
-    @_serialized
     async def insert_item(self, item: domain.Item, *, create_request_id: str,
                           event: PendingEvent | None) -> None:
         """Insert a new item with its creation event; DuplicateKeyError when
@@ -153,9 +207,12 @@ class ItemStore:
         doc["has_pending"] = event is not None
         if event is not None:
             await self._hint(item.item_id)
+        await self._add_to_categories([(item.item_id, item.fields.category)])
         await self.items.insert_one(doc)
+        await self._write_keys([doc])
+        if event is not None:
+            await self._hint(item.item_id)  # see _hint: once before, once after
 
-    @_serialized
     async def insert_items(self, items: Sequence[domain.Item],
                            create_request_ids: Sequence[str]) -> set[int]:
         """Bulk insert without pending events: the caller publishes the
@@ -171,21 +228,28 @@ class ItemStore:
             docs.append(doc)
         if not docs:
             return set()
+        await self._add_to_categories([(d["_id"], d["category"]) for d in docs])
+        taken: set[int] = set()
         try:
             await self.items.insert_many(docs, ordered=False)
         except pymongo.errors.BulkWriteError as exc:
             if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                 raise
-            return {int(e["index"]) for e in exc.details["writeErrors"]}
-        return set()
+            taken = {int(e["index"]) for e in exc.details["writeErrors"]}
+        await self._insert_keys(d for n, d in enumerate(docs) if n not in taken)
+        return taken
 
-    @_serialized
     async def replace_item(self, item: domain.Item, *, expected_version: int,
                            request_id: str, event: PendingEvent | None,
-                           remembered: Sequence[Mapping[str, Any]] = ()) -> None:
+                           remembered: Sequence[Mapping[str, Any]] = (),
+                           old_category: str = "") -> None:
         """Write ``item`` over the stored one if it is still at
         ``expected_version``; the event joins the pending map atomically.
-        Raises VersionMismatch otherwise."""
+        Raises VersionMismatch otherwise. ``old_category``, when the item
+        moves, is the category whose index entry goes once it moved."""
+        moved = bool(old_category) and old_category != item.fields.category
+        if moved:
+            await self._add_to_categories([(item.item_id, item.fields.category)])
         doc = item_to_doc(item)
         del doc["_id"]
         # FerretDB v1 rejects nested arrays, hence {id, version} documents.
@@ -202,9 +266,13 @@ class ItemStore:
             {"_id": item.item_id, "version": expected_version}, {"$set": doc})
         if res.matched_count != 1:
             raise VersionMismatch(item.item_id)
+        if event is not None:
+            await self._hint(item.item_id)  # see _hint: once before, once after
+        if moved:
+            await self._unindex_if_moved(item.item_id, old_category)
 
-    @_serialized
-    async def write_feed_changes(self, changes: Sequence[tuple[domain.Item, bool]]) -> set[int]:
+    async def write_feed_changes(self, changes: Sequence[tuple[domain.Item, bool]],
+                                 old_categories: Mapping[str, str] | None = None) -> set[int]:
         """Store what feed rows did to existing items, in one bulk write: an
         item changed by its row (``True``) replaces the stored one if that is
         still at ``version - 1``; an unchanged one (``False``) only records
@@ -213,6 +281,13 @@ class ItemStore:
         apply (the item moved on since it was read)."""
         if not changes:
             return set()
+        # A feed row may move an item to another category: index it there
+        # first (an entry in the old one is skipped on read). Items whose
+        # category is known not to change (``old_categories``) are skipped.
+        await self._add_to_categories([
+            (item.item_id, item.fields.category) for item, changed in changes
+            if changed and (old_categories is None
+                            or old_categories.get(item.item_id) != item.fields.category)])
         ops = []
         for item, changed in changes:
             if changed:
@@ -238,10 +313,32 @@ class ItemStore:
         return await self.items.find_one({"_id": item_id}, {"pending": 0})
 
     async def get_by_sku_key(self, sku_key: str) -> dict[str, Any] | None:
-        return await self.items.find_one({"sku_key": sku_key}, {"pending": 0})
+        return await self._by_key(f"sku:{sku_key}", "sku_key", sku_key)
 
     async def get_by_create_request(self, request_id: str) -> dict[str, Any] | None:
-        return await self.items.find_one({"create_request_id": request_id}, {"pending": 0})
+        return await self._by_key(f"req:{request_id}", "create_request_id", request_id)
+
+    async def _by_key(self, key: str, field_name: str, value: str) -> dict[str, Any] | None:
+        """The item whose ``field_name`` is ``value``, through ``item_keys``;
+        reads the collection only when the key is missing or stale (a crash
+        between an item's insert and its key)."""
+        entry = await self.item_keys.find_one({"_id": key})
+        if entry is not None:
+            doc = await self.get_doc(entry["item_id"])
+            if doc is not None and doc.get(field_name) == value:
+                return doc
+        doc = await self.items.find_one({field_name: value}, {"pending": 0})
+        if doc is not None:
+            await self._write_keys([doc])  # repaired for next time
+        return doc
+
+    async def _unindex_if_moved(self, item_id: str, old_category: str) -> None:
+        """Drop the old category's entry, unless the item moved back
+        meanwhile (then its entry is re-added)."""
+        await self._remove_from_category(item_id, old_category)
+        doc = await self.items.find_one({"_id": item_id}, {"category": 1})
+        if doc is not None and doc.get("category") == old_category:
+            await self._add_to_categories([(item_id, old_category)])
 
     async def get_many_docs(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Documents by id (missing ids absent), in one ``$in`` query per
@@ -261,21 +358,52 @@ class ItemStore:
 
     async def list_category(self, category: str, *, after: str, limit: int,
                             show_deleted: bool) -> list[domain.Item]:
-        """A page of one category ordered by id, starting after ``after``."""
-        query: dict[str, Any] = {"category": category}
-        if after:
-            query["_id"] = {"$gt": after}
-        if not show_deleted:
-            query["state"] = domain.ItemState.ACTIVE.value
-        cursor = self.items.find(query, {"pending": 0}).sort("_id", pymongo.ASCENDING).limit(limit)
-        return [item_from_doc(d) async for d in cursor]
+        """Up to ``limit`` items of one category in index order (bucket, id),
+        starting after the item ``after``; reads buckets and items by ``_id``."""
+        page: list[domain.Item] = []
+        first = bucket_of(after) if after else 0
+        for start in range(first, BUCKETS, BUCKETS_PER_READ):
+            keys = [bucket_key(category, "", b) for b in range(start, min(start + BUCKETS_PER_READ,
+                                                                            BUCKETS))]
+            found = {d["_id"]: d async for d in self.category_index.find({"_id": {"$in": keys}})}
+            candidates: list[str] = []
+            for key in keys:
+                ids = sorted((found.get(key) or {}).get("ids") or {})
+                if after and key == bucket_key(category, after):
+                    ids = [i for i in ids if i > after]
+                candidates += ids
+            while candidates and len(page) < limit:
+                # Ask for a few more than missing: some may be deleted or moved.
+                want = max(limit - len(page), 20) + 10
+                chunk, candidates = candidates[:want], candidates[want:]
+                docs = await self.get_many_docs(chunk)
+                for item_id in chunk:
+                    doc = docs.get(item_id)
+                    if doc is None or doc.get("category") != category:
+                        continue  # never written, or moved to another category
+                    if not show_deleted and doc["state"] != domain.ItemState.ACTIVE.value:
+                        continue
+                    page.append(item_from_doc(doc))
+                    if len(page) == limit:
+                        break
+            if len(page) >= limit:
+                break
+        return page
 
     # -- the item outbox --------------------------------------------------
     async def _hint(self, item_id: str) -> None:
-        await self.pending_items.update_one({"_id": item_id}, {"$set": {"hinted_at": now()}},
-                                            upsert=True)
+        """Point the relay at an item, with a fresh token.
 
-    @_serialized
+        A writer hints before its item update (a crash after it leaves a
+        hint, never an event without one) and again after it. The relay
+        drops a hint only if its token is still the one it read before
+        looking at the item (``mark_published``), so a hint renewed by a
+        writer in between survives; with several catalog processes that is
+        what keeps an event from being left without a hint."""
+        await self.pending_items.update_one(
+            {"_id": item_id}, {"$set": {"hinted_at": now(), "token": uuid.uuid4().hex}},
+            upsert=True)
+
     async def rebuild_hints(self) -> int:
         """Hint every item still flagged ``has_pending`` (one read of the
         whole collection: run once at start). Returns how many."""
@@ -288,32 +416,46 @@ class ItemStore:
         """Up to ``limit`` hinted items with their ``pending`` maps; a hinted
         item that is gone comes back as ``{_id, pending: {}}`` so the relay
         drops its hint."""
-        ids = [d["_id"] async for d in self.pending_items.find({}, {"_id": 1}).limit(limit)]
-        if not ids:
+        hints = {d["_id"]: d.get("token") or ""
+                 async for d in self.pending_items.find({}, {"_id": 1, "token": 1}).limit(limit)}
+        if not hints:
             return []
-        found = {d["_id"]: d async for d in self.items.find({"_id": {"$in": ids}},
-                                                             {"pending": 1})}
-        return [found.get(i, {"_id": i, "pending": {}}) for i in ids]
+        found = {d["_id"]: d async for d in self.items.find(
+            {"_id": {"$in": list(hints)}}, {"pending": 1, "version": 1})}
+        return [{**found.get(i, {"_id": i, "pending": {}}), "hint_token": token}
+                for i, token in hints.items()]
 
-    @_serialized
-    async def mark_published(self, item_id: str, event_ids: Iterable[str]) -> None:
+    async def mark_published(self, item_id: str, event_ids: Iterable[str],
+                             hint_token: str) -> None:
         """Drop published events; when the map is then empty, clear the flag
-        and the hint. Under the write lock no event can arrive in between."""
+        and the hint. Writers may add events meanwhile (from this process or
+        another): the flag is cleared only at the version seen empty, and
+        the hint only if no writer renewed it since ``hint_token`` was read
+        (see ``_hint``)."""
         unset = {f"pending.{e}": "" for e in event_ids}
         if unset:
             await self.items.update_one({"_id": item_id}, {"$unset": unset})
-        doc = await self.items.find_one({"_id": item_id}, {"pending": 1})
+        doc = await self.items.find_one({"_id": item_id}, {"pending": 1, "version": 1})
         if doc is not None and doc.get("pending"):
             return
         if doc is not None:
-            await self.items.update_one({"_id": item_id}, {"$set": {"has_pending": False}})
-        await self.pending_items.delete_one({"_id": item_id})
+            res = await self.items.update_one({"_id": item_id, "version": doc["version"]},
+                                              {"$set": {"has_pending": False}})
+            if res.matched_count != 1:
+                return  # a writer moved the item on: its event keeps the hint
+        await self.pending_items.delete_one(
+            {"_id": item_id, "token": hint_token} if hint_token
+            else {"_id": item_id, "token": {"$exists": False}})  # a hint from before tokens
+
+    def relay_lease(self, *, ttl: float = 10.0) -> DocumentLease:
+        """The lease that lets one catalog process at a time relay events,
+        which keeps each item's events in version order on Kafka."""
+        return DocumentLease(self.leases, "event-relay", ttl=ttl)
 
     # -- feeds ------------------------------------------------------------
     async def get_feed(self, feed_id: str) -> dict[str, Any] | None:
         return await self.feeds.find_one({"_id": feed_id})
 
-    @_serialized
     async def save_chunks(self, chunks: Sequence[dict[str, Any]]) -> None:
         """Write a feed's chunks, each with its rows (replacing any left by a
         crashed attempt). A chunk dict carries its rows under ``events``."""
@@ -324,7 +466,6 @@ class ItemStore:
                 upsert=True)
             await self.chunks.replace_one({"_id": chunk["_id"]}, progress, upsert=True)
 
-    @_serialized
     async def insert_feed(self, doc: dict[str, Any]) -> bool:
         """The feed document is the commit point of a submission: chunks
         without it are never published. False when it already exists."""
@@ -347,12 +488,10 @@ class ItemStore:
         rows = await self.chunk_rows.find_one({"_id": chunk_id})
         return [bytes(r) for r in rows["events"]] if rows is not None else None
 
-    @_serialized
     async def mark_chunk_published(self, chunk_id: str) -> None:
         await self.chunks.update_one({"_id": chunk_id}, {"$set": {"published": True}})
         await self.chunk_rows.delete_one({"_id": chunk_id})
 
-    @_serialized
     async def mark_feed_relayed(self, feed_id: str) -> None:
         await self.feeds.update_one({"_id": feed_id}, {"$set": {"relay_pending": False}})
 
@@ -364,7 +503,6 @@ class ItemStore:
                                   {"rows": 1, "applied": 1, "failed": 1, "errors": 1})
         return [d async for d in cursor]
 
-    @_serialized
     async def record_outcomes(self, chunk_id: str,
                               outcomes: Mapping[int, domain.FeedRowError | None]) -> bool:
         """Count each line of ``outcomes`` once (None = applied, an error =
@@ -396,7 +534,6 @@ class ItemStore:
                             >= chunk["rows"])
         raise RuntimeError(f"feed chunk {chunk_id} kept changing under the consumer")
 
-    @_serialized
     async def complete_feed(self, feed_id: str, when: datetime) -> None:
         await self.feeds.update_one(
             {"_id": feed_id, "state": "processing"},
@@ -406,6 +543,30 @@ class ItemStore:
 # --------------------------------------------------------------------------
 # Documents <-> domain
 # --------------------------------------------------------------------------
+
+
+def _keys_of(docs: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, str]]:
+    for d in docs:
+        if d.get("sku_key"):
+            yield f"sku:{d['sku_key']}", d["_id"]
+        if d.get("create_request_id"):
+            yield f"req:{d['create_request_id']}", d["_id"]
+
+
+BUCKETS = 256
+BUCKETS_PER_READ = 16
+BUILT_MARK = "~built"
+
+
+def bucket_of(item_id: str) -> int:
+    """An item's bucket in its category's index: spreads any id scheme
+    (uuids, supplier-derived, chosen by hand) evenly over the buckets."""
+    return hashlib.sha1(item_id.encode()).digest()[0]
+
+
+def bucket_key(category: str, item_id: str, bucket: int | None = None) -> str:
+    """The ``category_index`` document of an item (or of a bucket number)."""
+    return f"{category}:{bucket_of(item_id) if bucket is None else bucket:02x}"
 
 
 def sku_key(supplier_id: str, sku: str, item_id: str) -> str:

@@ -17,7 +17,7 @@ from ecom.users.v1 import users_pb2_grpc
 from pydantic import Field
 
 import mesh
-from mesh.config import _split_host_port
+from mesh.config import _split_host_port, split_addrs
 from mesh.consumer import IdempotentConsumer
 from mesh.db import make_engine
 from mesh.kafka import ensure_topics, make_admin, make_consumer, topic_name
@@ -95,7 +95,13 @@ async def build() -> mesh.Service:
     senders: dict[Channel, DeliveryChannel] = {
         Channel.EMAIL: EmailChannel(settings.smtp_url, settings.notify_from, timeout=timeout),
     }
-    host, port = _split_host_port(settings.notify_dlr_addr)
+    # One delivery-report address per replica (a list, like ECOM_<SVC>_ADDR):
+    # each replica listens on its own and gives Kannel its own URL.
+    dlr_addrs = split_addrs(settings.notify_dlr_addr)
+    if settings.replica_index >= len(dlr_addrs):
+        raise mesh.ConfigError(f"ECOM_NOTIFY_DLR_ADDR lists {len(dlr_addrs)} address(es); "
+                               f"replica {settings.replica_index} needs its own")
+    host, port = _split_host_port(dlr_addrs[settings.replica_index])
     secret = dlr_secret(settings)
     if settings.sms_url:
         dlr_url = settings.notify_dlr_url or f"http://{host}:{port}/dlr"

@@ -7,6 +7,8 @@ orders to Cassandra, OrderHistoryService) with the merged order history."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 
 import redis.asyncio as aioredis
 from ecom.cart.v1 import cart_pb2_grpc
@@ -23,6 +25,7 @@ import mesh
 from mesh.consumer import IdempotentConsumer
 from mesh.db import make_engine
 from mesh.kafka import ensure_topics, make_admin, make_consumer, topic_name
+from mesh.lease import exclusively_every
 from mesh.outbox import OutboxRelay, purge_sent_forever
 from svc_orders.adapters import grpc_peers
 from svc_orders.api import OrderApi
@@ -34,6 +37,8 @@ from svc_orders.reconcile import Reconciler
 from svc_orders.service import OrderService
 from svc_orders.store import HoldStore, OrderStore
 from svc_orders.transitions import LIFECYCLE_TOPIC, PAYMENTS_TOPIC, OrderSettings
+
+log = logging.getLogger(__name__)
 
 INV = "ecom.inventory.v1.InventoryService"
 PAY = "ecom.payments.v1.PaymentService"
@@ -190,10 +195,19 @@ async def build() -> mesh.Service:
     )
     svc.add_task("payments-consumer", lambda: payments.run(consumer))
     svc.add_task("hold-listener", lambda: holds.listen(service.on_hold_expired))
-    svc.add_task("sweeper", lambda: service.sweep_forever(settings.orders_sweep_interval_seconds))
-    svc.add_task(
-        "reconciler", lambda: reconciler.run_forever(settings.orders_reconcile_interval_seconds)
-    )
+    # With several orders processes, one sweeps and one reconciles at a
+    # time (a MariaDB named lock per round; docs/architecture.md#scale-out).
+    svc.add_task("sweeper", lambda: exclusively_every(
+        engine, "orders.sweeper", settings.orders_sweep_interval_seconds, service.sweep_once))
+
+    async def reconcile() -> None:
+        report = await reconciler.run(False, 1000, f"auto-{uuid.uuid4().hex[:24]}")
+        if report.repairs:
+            log.warning("periodic reconciliation made %d repairs", len(report.repairs))
+
+    svc.add_task("reconciler", lambda: exclusively_every(
+        engine, "orders.reconciler", settings.orders_reconcile_interval_seconds, reconcile,
+        wait_first=True))
     # Cassandra is not a health dependency: without it orders still serve
     # (history says the archive part is unavailable; archiving pauses).
     svc.add_task("archive-connect", archive.connect_in_background)

@@ -524,7 +524,11 @@ class HoldStore:
                         key = message.get("data")
                         key = key.decode() if isinstance(key, bytes) else str(key)
                         if key.startswith(self.prefix) and key != self.due_set:
-                            await on_expired(key[len(self.prefix) :])
+                            order_id = key[len(self.prefix) :]
+                            # Every replica hears the expiry: the one whose
+                            # ZREM takes the order from the due set expires it.
+                            if await self.redis.zrem(self.due_set, order_id):
+                                await on_expired(order_id)
                 finally:
                     await pubsub.aclose()
             except asyncio.CancelledError:

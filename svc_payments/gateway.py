@@ -32,6 +32,7 @@ from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mesh.lease import mariadb_lock, schema_lock
 from svc_payments.domain import (
     TOK_DECLINE,
     TOK_LATE_SUCCESS,
@@ -164,7 +165,7 @@ class SimulatedGateway:
 
     async def create_tables(self) -> None:
         """Create the ledger tables if missing."""
-        async with self.engine.begin() as conn:
+        async with schema_lock(self.engine), self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
 
     async def _latency(self) -> None:
@@ -248,7 +249,9 @@ class SimulatedGateway:
         transition is idempotent)."""
         while True:
             try:
-                wait = await self.deliver_due(deliver)
+                # One process delivers at a time: the gateway calls back once.
+                async with mariadb_lock(self.engine, "payments.gateway-callbacks") as held:
+                    wait = await self.deliver_due(deliver) if held else self.max_callback_wait
             except Exception:  # noqa: BLE001 - a database blip must not end the loop
                 log.warning("gateway callback round failed; retrying", exc_info=True)
                 wait = self.max_callback_wait

@@ -34,6 +34,7 @@ from typing import Any
 from mesh.context import remaining_time
 from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, PreconditionViolation
 from mesh.idempotency import request_id_reused
+from mesh.lease import mariadb_lock
 from svc_payments.domain import (
     GatewayAnswer,
     NewPayment,
@@ -357,10 +358,15 @@ class PaymentsService:
 
     # -- reconcile ---------------------------------------------------------
     async def reconcile_forever(self, interval: float) -> None:
-        """Run :meth:`reconcile_once` every ``interval`` seconds, for ever."""
+        """Run :meth:`reconcile_once` every ``interval`` seconds, for ever.
+        With several payments processes one reconciles at a time (a MariaDB
+        named lock, freed by the server if its holder dies), so a payment is
+        never asked about twice at once."""
         while True:
             try:
-                await self.reconcile_once()
+                async with mariadb_lock(self.store.engine, "payments.reconciler") as held:
+                    if held:
+                        await self.reconcile_once()
             except Exception:  # noqa: BLE001 - a database blip must not end the loop
                 log.warning("reconciliation round failed; retrying", exc_info=True)
             await asyncio.sleep(interval)

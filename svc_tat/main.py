@@ -79,7 +79,10 @@ async def build() -> mesh.Service:
         # numpy and the sync Redis pipeline run in a thread: the loop keeps serving.
         return await asyncio.to_thread(
             functools.partial(build_locked, sync_client, settings.redis_key, warehouses,
-                              only_if_missing=only_if_missing))
+                              only_if_missing=only_if_missing,
+                              # A periodic refresh: once per period across replicas.
+                              fresher_than=None if only_if_missing
+                              else settings.tat_refresh_seconds / 2))
 
     service = TatService(
         warehouses=warehouses,

@@ -35,6 +35,7 @@ from hypothesis import settings as hypothesis_settings
 
 from infra import stack as infra_stack
 from infra.core import REPO, STACK, Server, tail
+from mesh.config import grpc_target, split_addrs
 
 # Properties assert rules, never speed: hypothesis' per-example deadline
 # (200 ms) fails them at random on a busy machine, so it is off.
@@ -189,38 +190,79 @@ UNREACHABLE_ADDR = f"127.0.0.1:{_free_port()}"
 START_TIMEOUT_SECONDS = 90.0
 
 
-class RunningService:
-    """One service process started by the tests."""
+# Processes per service in the test stack (ECOM_TEST_REPLICAS, default 2, as
+# under `make up`): every service runs as that many replicas, each on its own
+# port, and ECOM_<SVC>_ADDR lists them all, so peers balance across them and
+# every background loop runs in two copies.
+TEST_REPLICAS = int(os.environ.get("ECOM_TEST_REPLICAS", "2"))
 
-    def __init__(
-        self,
-        name: str,
-        addr: str,
-        proc: subprocess.Popen[bytes],
-        log: Path,
-        overrides: dict[str, str] | None = None,
-    ) -> None:
-        self.name, self.addr, self.proc, self.log = name, addr, proc, log
-        # The extra environment this process was started with.
+
+class RunningService:
+    """One service started by the tests: one process per replica."""
+
+    def __init__(self, name: str, addr: str, procs: list[subprocess.Popen[bytes]],
+                 logs: list[Path], overrides: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        # ``addr`` lists every replica (``h:p1,h:p2``); use ``target`` or
+        # ``channel()`` to call it, ``replica_addrs`` to reach one replica.
+        self.name, self.addr, self.procs, self.logs = name, addr, procs, logs
+        # The extra environment this service was started with.
         self.overrides = dict(overrides or {})
+        self.env = dict(env or {})
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The first replica's process."""
+        return self.procs[0]
+
+    @property
+    def log(self) -> Path:
+        return self.logs[0]
+
+    @property
+    def replica_addrs(self) -> list[str]:
+        return split_addrs(self.addr)
+
+    @property
+    def target(self) -> str:
+        """A gRPC channel target balancing across the replicas."""
+        return grpc_target(self.addr)
 
     def channel(self) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(self.addr)
+        return grpc.aio.insecure_channel(self.target)
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
 
     def stop(self, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
             try:
-                self.proc.wait(timeout)
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+                proc.kill()
+                proc.wait()
+        return self.procs[0].returncode
 
     def kill(self) -> None:
-        """kill -9, for crash-safety tests."""
-        self.proc.kill()
-        self.proc.wait()
+        """kill -9 of every replica, for crash-safety tests."""
+        for proc in self.procs:
+            proc.kill()
+        for proc in self.procs:
+            proc.wait()
+
+    def kill_replica(self, index: int) -> None:
+        """kill -9 of one replica; the others keep serving."""
+        self.procs[index].kill()
+        self.procs[index].wait()
+
+    def restart_replica(self, index: int, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Start replica ``index`` again (after ``kill_replica``), as the
+        supervisor would, and wait until it serves."""
+        self.procs[index] = _spawn(self.name, index, self.env, self.logs[index])
+        _wait_serving(self, timeout, only=index)
 
 
 class Services:
@@ -246,9 +288,11 @@ class Services:
             "PYTHONUNBUFFERED": "1",
         }
         for name in SERVICES:
-            self.env[f"ECOM_{name.upper()}_ADDR"] = f"127.0.0.1:{_free_port()}"
+            self.env[f"ECOM_{name.upper()}_ADDR"] = ",".join(
+                f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS))
         # svc_notify's HTTP endpoint for SMS delivery reports, also per run.
-        self.env["ECOM_NOTIFY_DLR_ADDR"] = f"127.0.0.1:{_free_port()}"
+        self.env["ECOM_NOTIFY_DLR_ADDR"] = ",".join(
+            f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS))
 
     def addr(self, name: str) -> str:
         return self.env[f"ECOM_{name.upper()}_ADDR"]
@@ -260,22 +304,19 @@ class Services:
         (one per session); one started with a different environment (a test
         clock, a stand-in peer) is restarted with the one asked for."""
         svc = self.running.get(name)
-        if svc is not None and svc.proc.poll() is None:
+        if svc is not None and svc.alive():
             if svc.overrides == env:
                 return svc
             svc.stop()
-        log = STACK / "logs" / f"test-{self.stack.run_id}-{name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", f"svc_{name}.main"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**self.env, **env},
-                cwd=REPO,
-                start_new_session=True,
-            )
-        svc = RunningService(name, self.addr(name), proc, log, env)
+        full = {**self.env, **env}
+        addr = full[f"ECOM_{name.upper()}_ADDR"]
+        logs, procs = [], []
+        for k in range(len(split_addrs(addr))):
+            log = STACK / "logs" / f"test-{self.stack.run_id}-{name}{'' if k == 0 else k}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            logs.append(log)
+            procs.append(_spawn(name, k, full, log))
+        svc = RunningService(name, addr, procs, logs, env, full)
         self.running[name] = svc
         _wait_serving(svc, START_TIMEOUT_SECONDS)
         return svc
@@ -285,26 +326,40 @@ class Services:
             svc.stop()
 
 
-def _wait_serving(svc: RunningService, timeout: float) -> None:
+def _spawn(name: str, index: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"svc_{name}.main"], stdout=out, stderr=subprocess.STDOUT,
+            env={**env, "ECOM_REPLICA_INDEX": str(index)}, cwd=REPO, start_new_session=True,
+        )
+
+
+def _wait_serving(svc: RunningService, timeout: float, only: int | None = None) -> None:
+    """Wait until every replica (or replica ``only``) answers SERVING."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(svc.addr) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while time.monotonic() < deadline:
-            if svc.proc.poll() is not None:
-                raise RuntimeError(
-                    f"svc_{svc.name} exited with {svc.proc.returncode}:\n{tail(svc.log)}"
-                )
-            try:
-                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    svc.stop()
-    raise RuntimeError(f"svc_{svc.name} not SERVING after {timeout}s:\n{tail(svc.log)}")
+    for k, addr in enumerate(svc.replica_addrs):
+        if only is not None and k != only:
+            continue
+        proc, log = svc.procs[k], svc.logs[k]
+        with grpc.insecure_channel(addr) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"svc_{svc.name} replica {k} exited with "
+                                       f"{proc.returncode}:\n{tail(log)}")
+                try:
+                    resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    svc.stop()
+                    raise RuntimeError(f"svc_{svc.name} replica {k} not SERVING after "
+                                       f"{timeout}s:\n{tail(log)}")
+                time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ package insists on it when the main module is FerretDB itself. So we build
 from a writable copy of the downloaded module source with that one file
 written, which keeps the full upstream command line (telemetry, state dir,
 debug address, log flags), plus small patches that let SQLite use the
-`_id` index (see PATCHES).
+`_id` index and keep concurrent updates of one document (see PATCHES).
 
 Telemetry is off three ways: `--telemetry=disable`, `DO_NOT_TRACK=1`, and a
 reporting URL on the loopback discard port. The debug HTTP listener is off.
@@ -59,6 +59,14 @@ BUILD_TAGS = "ferretdb_no_postgresql"
 #    whole server for good (tried: 99 statements take 0.1 s, 101 never
 #    return). Close each statement's cursor once the statement is done, as
 #    the delete path already does.
+# 4. Every update, findAndModify and delete reads the document, applies the
+#    operators in Go and writes the whole document back by `_id` with no
+#    check (`internal/handler/common/update.go`), so concurrent updates of one
+#    document are lost: 200 concurrent `$inc` ended at 17, and 76 of 100
+#    compare-and-set updates "won" while the version moved 26 times. Hold a
+#    mutex per (database, collection) around those three commands (the new
+#    file in NEW_FILES); reads and inserts do not take it. It holds within
+#    one FerretDB process: run one per data set, any number of clients.
 # A data directory made by an unpatched build is repaired at start
 # (`repair_id_indexes`).
 PATCHES = [
@@ -145,8 +153,70 @@ PATCHES = [
 		closer.Close() // ecom: release this statement's cursor before the next
 		if err != nil {
 """),
+    ("internal/handler/msg_update.go",
+     """\
+	matched, modified, upserted, err := h.updateDocument(connCtx, params)
+""",
+     """\
+	unlock := ecomLockCollection(params.DB, params.Collection) // ecom: no lost updates
+	matched, modified, upserted, err := h.updateDocument(connCtx, params)
+	unlock()
+"""),
+    ("internal/handler/msg_findandmodify.go",
+     """\
+	res, err := h.findAndModifyDocument(connCtx, params)
+""",
+     """\
+	unlock := ecomLockCollection(params.DB, params.Collection) // ecom: no lost updates
+	res, err := h.findAndModifyDocument(connCtx, params)
+	unlock()
+"""),
+    ("internal/handler/msg_delete.go",
+     """\
+	params, err := common.GetDeleteParams(document, h.L)
+	if err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+""",
+     """\
+	params, err := common.GetDeleteParams(document, h.L)
+	if err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	defer ecomLockCollection(params.DB, params.Collection)() // ecom: no lost updates
+"""),
 ]
-BUILD = f"{VERSION}-ecom3"
+# Files added to the source; the build fails loudly if one already exists
+# (the upstream tree changed under us).
+NEW_FILES = [
+    ("internal/handler/ecom_collection_lock.go", """\
+package handler
+
+// ecom: one mutex per (database, collection), held around update,
+// findAndModify and delete. Those commands read a document, apply the
+// operators in Go and write the whole document back by _id, so without the
+// lock two concurrent writers of one document lose an update and two
+// compare-and-set writers can both "win" one version. Reads and inserts do
+// not take it. It holds within one FerretDB process only.
+
+import "sync"
+
+type ecomCollectionKey struct{ db, collection string }
+
+var ecomCollectionLocks sync.Map // ecomCollectionKey -> *sync.Mutex
+
+// ecomLockCollection locks the collection and returns the unlock function.
+func ecomLockCollection(db, collection string) func() {
+	m, _ := ecomCollectionLocks.LoadOrStore(ecomCollectionKey{db, collection}, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+
+	return mu.Unlock
+}
+"""),
+]
+BUILD = f"{VERSION}-ecom4"
 
 
 class FerretDB(Server):
@@ -194,6 +264,12 @@ class FerretDB(Server):
                     raise InfraError(f"ferretdb {VERSION}: {name} is not the file our patch "
                                      "was written for")
                 target.write_text(text.replace(before, after, 1))
+            for name, content in NEW_FILES:
+                target = src / name
+                if target.exists():
+                    raise InfraError(f"ferretdb {VERSION}: {name} already exists upstream; "
+                                     "our added file would replace it")
+                target.write_text(content)
             log(f"ferretdb: building {VERSION} (a few minutes on a small machine)")
             built = Path(tmp) / "ferretdb"
             run(["go", "build", "-trimpath", "-tags", BUILD_TAGS, "-ldflags=-s -w",

@@ -23,6 +23,7 @@ import pytest
 from edge import registry
 from infra.servers.kannel import Kannel
 from mesh import tokens
+from tests.conftest import TEST_REPLICAS
 from tests.e2e.conftest import Edge
 from tests.integration.notify_support import FakeSmsc, Mailpit
 
@@ -42,7 +43,8 @@ def _free_port() -> int:
 def edge(services, edge_factory) -> Edge:  # type: ignore[no-untyped-def]
     for name in NEEDED:
         if name == "notify":
-            services.start("notify", ECOM_NOTIFY_DLR_ADDR=f"127.0.0.1:{_free_port()}")
+            services.start("notify", ECOM_NOTIFY_DLR_ADDR=",".join(
+                f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS)))
         elif name in ("orders", "payments"):
             services.start(name, ECOM_ORDER_HOLD_SECONDS="120")
         else:

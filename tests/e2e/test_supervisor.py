@@ -1,5 +1,6 @@
-"""``python -m infra.services``: up starts the services and the edge and
-waits until healthy; a service killed with -9 is restarted and counted;
+"""``python -m infra.services``: up starts the services (two processes of
+each) and the edge and waits until healthy; Envoy reaches both replicas; a
+replica killed with -9 is restarted and counted while the other serves;
 down stops exactly what up started. Runs in its own stack directory, ports
 and name prefixes so it never touches a developer's ``make up``.
 
@@ -44,9 +45,10 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
         **os.environ, **stack.env,
         "ECOM_STACK_DIR": str(stack_dir),
         "ECOM_SERVICES": "users",
-        "ECOM_USERS_ADDR": f"127.0.0.1:{free_port()}",
+        "ECOM_USERS_ADDR": f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}",
+        "ECOM_REPLICAS": "2",
         "ECOM_EDGE_PORT": str(edge_port),
-        "ECOM_EDGE_ADMIN_PORT": str(free_port()),
+        "ECOM_EDGE_ADMIN_PORT": str(admin_port := free_port()),
         "ECOM_WEB_ADDR": f"127.0.0.1:{free_port()}",
         "ECOM_DB_PREFIX": f"t_{stack.run_id}_sup_",
         "ECOM_REDIS_PREFIX": f"{stack.redis_prefix}sup:",
@@ -60,27 +62,41 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
         # The storefront's file server runs too once `make web` built web/dist
         # (make test does), and the edge serves the page at `/`.
         built = (REPO / "web" / "dist" / "index.html").is_file()
-        assert set(state) == {"users", "edge"} | ({"web"} if built else set())
+        assert set(state) == {"users.0", "users.1", "edge"} | ({"web"} if built else set())
+        assert state["users.0"]["addr"] != state["users.1"]["addr"]
         assert httpx.get(f"http://127.0.0.1:{edge_port}/healthz").status_code == 200
         if built:
             page = httpx.get(f"http://127.0.0.1:{edge_port}/")
             assert page.status_code == 200 and "<title>ecom</title>" in page.text
-        # Sign-up through the supervised edge reaches the supervised service.
+        # Through the supervised edge both replicas answer (round robin):
+        # Envoy counts requests per endpoint.
+        for _ in range(6):
+            resp = httpx.post(f"http://127.0.0.1:{edge_port}/v1/auth:login",
+                              json={"email": "nobody@example.com", "password": "wrong-password"})
+            assert resp.status_code == 401, resp.text
+        clusters = httpx.get(f"http://127.0.0.1:{admin_port}/clusters").text
+        for k in (0, 1):
+            line = f"svc_users::{state[f'users.{k}']['addr']}::rq_total::"
+            counts = [int(x.rpartition("::")[2]) for x in clusters.splitlines()
+                      if x.startswith(line)]
+            assert counts and counts[0] >= 1, (line, clusters)
+
+        first_pid = state["users.1"]["pid"]
+        os.killpg(first_pid, signal.SIGKILL)
+        # The other replica keeps answering while this one is down.
         resp = httpx.post(f"http://127.0.0.1:{edge_port}/v1/auth:login",
                           json={"email": "nobody@example.com", "password": "wrong-password"})
         assert resp.status_code == 401, resp.text
-
-        first_pid = state["users"]["pid"]
-        os.killpg(first_pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            users = _state(stack_dir)["users"]
+            users = _state(stack_dir)["users.1"]
             if users["restarts"] == 1 and users["pid"] and users["pid"] != first_pid:
                 break
             time.sleep(0.3)
         else:
-            pytest.fail(f"users was not restarted: {_state(stack_dir)['users']}")
+            pytest.fail(f"users.1 was not restarted: {_state(stack_dir)['users.1']}")
         assert users["last_exit"] == -signal.SIGKILL
+        assert _state(stack_dir)["users.0"]["restarts"] == 0
         # status waits for nothing: poll until the restarted service serves.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -25,6 +25,7 @@ from google.type import money_pb2
 
 from mesh import money
 from mesh.auth import JWT_PAYLOAD_HEADER, Caller, encode_jwt_payload
+from mesh.config import grpc_target
 from tests.conftest import UNREACHABLE_ADDR, Services, Stack
 from tests.integration.catalog_support import ADMIN, TopicReader, phone
 
@@ -120,7 +121,7 @@ async def world(services: Services) -> AsyncIterator[World]:
     # Stock-agnostic ETAs (the items are never stocked), shared with the tat tests.
     services.start("tat", ECOM_TAT_CLOCK=MORNING, ECOM_INVENTORY_ADDR=UNREACHABLE_ADDR)
     services.start("cart")
-    channels = {n: grpc.aio.insecure_channel(services.addr(n))
+    channels = {n: grpc.aio.insecure_channel(grpc_target(services.addr(n)))
                 for n in ("cart", "catalog", "users")}
     yield World(channels)
     for ch in channels.values():

@@ -119,15 +119,48 @@ async def test_pending_events_are_found_through_hints_until_published(
     assert await store.rebuild_hints() == 1
     assert [d["_id"] for d in await store.docs_with_pending(10)] == [item.item_id]
 
-    await store.mark_published(item.item_id, event_ids)
+    token = (await store.docs_with_pending(10))[0]["hint_token"]
+    await store.mark_published(item.item_id, event_ids, token)
     assert await store.docs_with_pending(10) == []
     assert await store.rebuild_hints() == 0
 
     # A hint whose item write never happened is dropped, not published.
     await store.pending_items.insert_one({"_id": "never-written"})
-    assert await store.docs_with_pending(10) == [{"_id": "never-written", "pending": {}}]
-    await store.mark_published("never-written", [])
+    assert await store.docs_with_pending(10) == [
+        {"_id": "never-written", "pending": {}, "hint_token": ""}]
+    await store.mark_published("never-written", [], "")
     assert await store.docs_with_pending(10) == []
+
+
+async def test_a_hint_renewed_by_another_writer_survives_the_relay(
+        service: CatalogService) -> None:
+    """Two catalog processes: the relay of one empties an item's events
+    while a writer in the other adds one. Whatever the interleaving, the
+    new event keeps a hint (or the item's flag), so it is published."""
+    store = service.store
+    item, _ = await service.create_item(_fields("R1", "Raced"), item_id="", request_id="r-1")
+    [seen] = await store.docs_with_pending(10)
+    # Another process updates the item after the relay read it: its hint
+    # gets a new token, before and after its item update.
+    updated = await service.update_item(item.item_id, _fields("R1", "Raced again"), ["title"],
+                                        expected_version=0, request_id="r-2")
+    # The relay now removes what it published, with the token it read.
+    await store.mark_published(item.item_id, list(seen["pending"]), seen["hint_token"])
+    [left] = await store.docs_with_pending(10)
+    assert left["_id"] == item.item_id and len(left["pending"]) == 1
+    [(event_id, ev)] = left["pending"].items()
+    assert ev["seq"] == updated.version
+    # Relay read the new state; a writer adds yet another event before the
+    # relay clears the flag: the flag stays, and so does the hint.
+    await service.update_item(item.item_id, _fields("R1", "Third"), ["title"],
+                              expected_version=0, request_id="r-3")
+    await store.mark_published(item.item_id, [event_id], left["hint_token"])
+    [last] = await store.docs_with_pending(10)
+    assert len(last["pending"]) == 1
+    await store.mark_published(item.item_id, list(last["pending"]), last["hint_token"])
+    assert await store.docs_with_pending(10) == []
+    doc = await store.items.find_one({"_id": item.item_id})
+    assert doc is not None and doc["has_pending"] is False and doc["pending"] == {}
 
 
 async def test_rows_for_existing_items_are_written_in_one_bulk_update(
@@ -171,3 +204,27 @@ async def test_a_bulk_update_reports_the_items_that_moved_on(service: CatalogSer
     assert missed == {1}
     assert (await service.get_item(m1.item_id)).fields.title == "One, bulk"
     assert (await service.get_item(m2.item_id)).fields.title == "Edited"
+
+
+async def test_the_category_index_follows_an_item_that_moves(service: CatalogService) -> None:
+    store = service.store
+    item, _ = await service.create_item(_fields("M1", "Mover"), item_id="", request_id="mv-1")
+    listed = [i.item_id for i in await store.list_category("mobiles", after="", limit=500,
+                                                          show_deleted=False)]
+    assert item.item_id in listed
+    kettle = domain.ItemFields(title="Mover", category="kitchen-appliances", brand="Acme",
+                               price_paise=99_900,
+                               attributes={"type": "kettle", "power_watts": 1500})
+    await service.update_item(item.item_id, kettle, ["category", "attributes"],
+                              expected_version=1, request_id="mv-2")
+    mobiles = await store.list_category("mobiles", after="", limit=500, show_deleted=True)
+    kitchen = await store.list_category("kitchen-appliances", after="", limit=500,
+                                        show_deleted=False)
+    assert item.item_id not in [i.item_id for i in mobiles]
+    assert [i.item_id for i in kitchen] == [item.item_id]
+    # Found again by sku and by its create request, through item_keys.
+    by_sku = await store.get_by_sku_key(f"sku:{SUPPLIER}/M1")
+    assert by_sku is not None and by_sku["_id"] == item.item_id
+    by_request = await store.get_by_create_request("mv-1")
+    assert by_request is not None and by_request["_id"] == item.item_id
+    assert await store.item_keys.count_documents({"item_id": item.item_id}) == 2

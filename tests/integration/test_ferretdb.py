@@ -4,6 +4,7 @@ async client, a unique index that the server enforces, finds and updates."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pymongo
 import pytest
@@ -154,3 +155,169 @@ async def test_the_running_server_builds_id_indexes_on_the_lookup_expression(
     finally:
         con.close()
     assert sqls and all("->'$._id'" in s for s in sqls), sqls
+
+
+# --------------------------------------------------------------------------
+# Concurrent updates of one document, on a FerretDB of its own
+# --------------------------------------------------------------------------
+# These start the binary `infra` builds (patch 4: a lock per collection
+# around update, findAndModify and delete) on a free port with its own
+# files, so they check the build itself whichever FerretDB the stack runs.
+# Threads with one client each stand for separate catalog processes: every
+# update is its own wire command on its own connection.
+
+
+Doc = dict[str, Any]
+
+
+def _mongo(url: str, **kw: Any) -> pymongo.MongoClient[Doc]:
+    return pymongo.MongoClient(url, **kw)
+
+
+def _get(coll: Any, doc_id: str) -> Doc:
+    doc: Doc | None = coll.find_one({"_id": doc_id})
+    assert doc is not None, doc_id
+    return doc
+
+
+@pytest.fixture(scope="module")
+def own_ferretdb(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A FerretDB process of this module's own; yields its URL."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    from infra.core import tail
+    from infra.servers.ferretdb import FerretDB
+
+    server = FerretDB()
+    server.install()  # builds the patched binary if the cache lacks it
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    data = tmp_path_factory.mktemp("ferretdb")
+    (data / "sqlite").mkdir()
+    (data / "state").mkdir()
+    command = [a for a in server.command()
+               if not a.startswith(("--sqlite-url=", "--listen-addr=", "--state-dir="))]
+    command += [f"--sqlite-url=file:{data / 'sqlite'}/", f"--listen-addr=127.0.0.1:{port}",
+                f"--state-dir={data / 'state'}"]
+    log = data / "ferretdb.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "DO_NOT_TRACK": "1"},
+                                start_new_session=True)
+    url = f"mongodb://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"ferretdb exited:\n{tail(log)}"
+            try:
+                with _mongo(url, serverSelectionTimeoutMS=500) as c:
+                    if c.admin.command("ping").get("ok") == 1:
+                        break
+            except pymongo.errors.PyMongoError:
+                pass
+            assert time.monotonic() < deadline, f"ferretdb not ready:\n{tail(log)}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _in_threads(url: str, threads: int, per_thread: int, work) -> list:  # type: ignore[no-untyped-def]
+    """Run ``work(collection, thread, n)`` ``per_thread`` times in each of
+    ``threads`` threads, each with its own client; returns every result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(t: int) -> list:  # type: ignore[type-arg]
+        with _mongo(url, maxPoolSize=1) as client:
+            coll = client["races"]["docs"]
+            return [work(coll, t, n) for n in range(per_thread)]
+
+    with ThreadPoolExecutor(threads) as pool:
+        return [r for rs in pool.map(run, range(threads)) for r in rs]
+
+
+def test_concurrent_inc_on_one_document_is_exact(own_ferretdb: str) -> None:
+    with _mongo(own_ferretdb) as client:
+        client["races"]["docs"].replace_one({"_id": "inc"}, {"_id": "inc", "n": 0}, upsert=True)
+    _in_threads(own_ferretdb, 16, 25, lambda c, t, n: c.update_one(
+        {"_id": "inc"}, {"$inc": {"n": 1}}).modified_count)
+    with _mongo(own_ferretdb) as client:
+        assert _get(client["races"]["docs"], "inc")["n"] == 400
+
+
+def test_compare_and_set_wins_equal_version_moves_one_winner_per_version(
+        own_ferretdb: str) -> None:
+    with _mongo(own_ferretdb) as client:
+        client["races"]["docs"].replace_one(
+            {"_id": "cas"}, {"_id": "cas", "version": 0, "writer": ""}, upsert=True)
+
+    def cas(coll, t, n):  # type: ignore[no-untyped-def]
+        seen = _get(coll, "cas")["version"]
+        res = coll.update_one({"_id": "cas", "version": seen},
+                              {"$set": {"writer": f"{t}/{n}"}, "$inc": {"version": 1}})
+        return seen if res.modified_count == 1 else None
+
+    won = [v for v in _in_threads(own_ferretdb, 8, 25, cas) if v is not None]
+    with _mongo(own_ferretdb) as client:
+        final = _get(client["races"]["docs"], "cas")["version"]
+    assert len(won) == final  # every reported win moved the version
+    assert sorted(won) == list(range(final))  # exactly one winner per version
+
+
+def test_find_one_and_update_returns_distinct_post_images(own_ferretdb: str) -> None:
+    with _mongo(own_ferretdb) as client:
+        client["races"]["docs"].replace_one({"_id": "seq"}, {"_id": "seq", "n": 0}, upsert=True)
+    images = _in_threads(own_ferretdb, 8, 25, lambda c, t, n: c.find_one_and_update(
+        {"_id": "seq"}, {"$inc": {"n": 1}},
+        return_document=pymongo.ReturnDocument.AFTER)["n"])
+    assert sorted(images) == list(range(1, 201))
+
+
+def test_delete_races_an_update_without_resurrecting_or_losing(own_ferretdb: str) -> None:
+    """Each document is either deleted or has every increment: an update
+    never writes back a document a concurrent delete removed."""
+    with _mongo(own_ferretdb) as client:
+        coll = client["races"]["gone"]
+        coll.insert_many([{"_id": f"d{i}", "n": 0} for i in range(50)])
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    def bump(_: int) -> None:
+        with _mongo(own_ferretdb, maxPoolSize=1) as client:
+            for i in range(50):
+                client["races"]["gone"].update_one({"_id": f"d{i}"}, {"$inc": {"n": 1}})
+
+    def delete(_: int) -> int:
+        with _mongo(own_ferretdb, maxPoolSize=1) as client:
+            return sum(client["races"]["gone"].delete_one({"_id": f"d{i}"}).deleted_count
+                       for i in range(0, 50, 2))
+
+    with ThreadPoolExecutor(4) as pool:
+        bumps = [pool.submit(bump, 0), pool.submit(bump, 1)]
+        deletes = pool.submit(delete, 0)
+        deleted = deletes.result()
+        for f in bumps:
+            f.result()
+    with _mongo(own_ferretdb) as client:
+        left = {d["_id"]: d["n"] for d in client["races"]["gone"].find()}
+    assert deleted == 25
+    assert sorted(left) == sorted(f"d{i}" for i in range(1, 50, 2))
+    assert set(left.values()) == {2}
+
+
+def test_the_build_carries_the_collection_lock() -> None:
+    """The build name changes with the patches, so caches rebuild."""
+    from infra.servers.ferretdb import BUILD, NEW_FILES, PATCHES
+
+    assert BUILD.endswith("-ecom4")
+    assert any(name.endswith("msg_findandmodify.go") for name, _, _ in PATCHES)
+    assert any("ecomLockCollection" in text for _, text in NEW_FILES)

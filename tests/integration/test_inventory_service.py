@@ -97,7 +97,7 @@ def inventory(services: Services, tat_addr: str) -> RunningService:
 
 @pytest.fixture(scope="module")
 async def stub(inventory: RunningService) -> AsyncIterator[inventory_pb2_grpc.InventoryServiceStub]:
-    channel = grpc.aio.insecure_channel(inventory.addr)
+    channel = grpc.aio.insecure_channel(inventory.target)
     yield inventory_pb2_grpc.InventoryServiceStub(channel)
     await channel.close()
 
@@ -859,7 +859,7 @@ async def test_kill_9_mid_burst_then_restart_balances(
     services: Services, tat_addr: str, inventory: RunningService, db: AsyncEngine
 ) -> None:
     item = new_id("crash")
-    channel = grpc.aio.insecure_channel(inventory.addr)
+    channel = grpc.aio.insecure_channel(inventory.target)
     stub = inventory_pb2_grpc.InventoryServiceStub(channel)
     await set_stock(stub, item, "blr-1", 1000)
     orders = [new_id("order") for _ in range(300)]
@@ -886,7 +886,7 @@ async def test_kill_9_mid_burst_then_restart_balances(
     await channel.close()
 
     restarted = start_inventory(services, tat_addr)
-    channel = grpc.aio.insecure_channel(restarted.addr)
+    channel = grpc.aio.insecure_channel(restarted.target)
     stub = inventory_pb2_grpc.InventoryServiceStub(channel)
     try:
         (row,) = await balances(db, item)

@@ -58,7 +58,7 @@ def inventory_on_tat(services: Services, tat: RunningService) -> Iterator[Runnin
             cwd=REPO,
             start_new_session=True,
         )
-    svc = RunningService("inventory", addr, proc, log)
+    svc = RunningService("inventory", addr, [proc], [log])
     _wait_serving(svc, 90)
     yield svc
     svc.stop()
@@ -72,7 +72,7 @@ async def stubs(
         inventory_pb2_grpc.InventoryServiceStub, serviceability_pb2_grpc.ServiceabilityServiceStub
     ]
 ]:
-    inv, ser = grpc.aio.insecure_channel(inventory_on_tat.addr), tat.channel()
+    inv, ser = grpc.aio.insecure_channel(inventory_on_tat.target), tat.channel()
     yield (
         inventory_pb2_grpc.InventoryServiceStub(inv),
         serviceability_pb2_grpc.ServiceabilityServiceStub(ser),

@@ -18,7 +18,7 @@ from ecom.notifications.v1 import notifications_pb2_grpc
 from ecom.orders.v1 import orders_pb2 as pb
 from ecom.users.v1 import users_pb2_grpc
 
-from tests.conftest import Services, Stack
+from tests.conftest import TEST_REPLICAS, Services, Stack
 from tests.integration.notify_support import (
     SETTLED,
     Mailpit,
@@ -50,7 +50,8 @@ async def world(services: Services) -> AsyncIterator[tuple[Shop, users_pb2_grpc.
         ECOM_PAYMENTS_LATE_SUCCESS_SECONDS="5",
     )
     users_svc = services.start("users")
-    notify_svc = services.start("notify", ECOM_NOTIFY_DLR_ADDR=f"127.0.0.1:{_free_port()}")
+    notify_svc = services.start("notify", ECOM_NOTIFY_DLR_ADDR=",".join(
+                f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS)))
     shop = Shop.connect(running)
     async with users_svc.channel() as u, notify_svc.channel() as n:
         yield (shop, users_pb2_grpc.UserServiceStub(u),

@@ -25,7 +25,7 @@ from google.protobuf import field_mask_pb2
 
 from infra.servers.kannel import Kannel
 from infra.servers.mailpit import Mailpit as MailpitServer
-from tests.conftest import RunningService, Services, Stack
+from tests.conftest import TEST_REPLICAS, RunningService, Services, Stack
 from tests.integration.notify_support import (
     ADMIN,
     SETTLED,
@@ -52,9 +52,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-DLR_ADDR = f"127.0.0.1:{free_port()}"
+# One delivery-report address per replica of svc_notify.
+DLR_ADDRS = ",".join(f"127.0.0.1:{free_port()}" for _ in range(TEST_REPLICAS))
+DLR_ADDR = DLR_ADDRS.split(",")[0]
 BASE_ENV = {
-    "ECOM_NOTIFY_DLR_ADDR": DLR_ADDR,
+    "ECOM_NOTIFY_DLR_ADDR": DLR_ADDRS,
     "ECOM_NOTIFY_EMAIL_LEASE_SECONDS": "5",
     "ECOM_NOTIFY_SMS_LEASE_SECONDS": "10",
 }
@@ -497,7 +499,7 @@ async def test_two_processes_share_the_work_and_send_each_message_once(
         proc = subprocess.Popen([sys.executable, "-m", "svc_notify.main"], stdout=out,
                                 stderr=subprocess.STDOUT, env=env, cwd=REPO,
                                 start_new_session=True)
-    second = RunningService("notify", env["ECOM_NOTIFY_ADDR"], proc, log)
+    second = RunningService("notify", env["ECOM_NOTIFY_ADDR"], [proc], [log])
     try:
         _wait_serving(second, 90)
         people = [await sign_up(users) for _ in range(10)]

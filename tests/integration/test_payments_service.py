@@ -122,7 +122,7 @@ def events(stack: Stack, payments: RunningService) -> Iterator[EventLog]:
 @pytest.fixture
 async def stub(payments: RunningService) -> AsyncIterator[payments_pb2_grpc.PaymentServiceStub]:
     # Per test: the kill -9 test restarts the process on the same address.
-    channel = grpc.aio.insecure_channel(payments.addr)
+    channel = grpc.aio.insecure_channel(payments.target)
     yield payments_pb2_grpc.PaymentServiceStub(channel)
     await channel.close()
 
@@ -474,7 +474,7 @@ async def test_accepted_payment_never_sent_to_the_gateway_is_resubmitted(
 async def test_kill_9_with_a_late_success_pending_still_delivers_it(
     services: Services, payments: RunningService, events: EventLog
 ) -> None:
-    channel = grpc.aio.insecure_channel(payments.addr)
+    channel = grpc.aio.insecure_channel(payments.target)
     stub = payments_pb2_grpc.PaymentServiceStub(channel)
     order, rq = new_id("ord"), new_id("rq")
     pending = await create(stub, "tok_late_success", order_id=order, request_id=rq)
@@ -483,7 +483,7 @@ async def test_kill_9_with_a_late_success_pending_still_delivers_it(
     payments.kill()  # the late callback exists only in the gateway's ledger now
     restarted = start_payments(services)
     assert restarted.proc.pid != payments.proc.pid
-    channel = grpc.aio.insecure_channel(restarted.addr)
+    channel = grpc.aio.insecure_channel(restarted.target)
     stub = payments_pb2_grpc.PaymentServiceStub(channel)
     try:
         paid = await wait_status(stub, pending.payment_id, S.PAYMENT_STATUS_SUCCEEDED, timeout=20)

@@ -415,7 +415,7 @@ def search_without_es(services: Services) -> Iterator[RunningService]:
             env={**services.env, "ECOM_SEARCH_ADDR": addr,
                  "ECOM_ES_URL": f"http://127.0.0.1:{_free_port()}"},
             cwd=REPO, start_new_session=True)
-    svc = RunningService("search", addr, proc, log)
+    svc = RunningService("search", addr, [proc], [log])
     yield svc
     svc.stop()
 

@@ -59,7 +59,7 @@ async def bench(sample: int) -> None:
     svc = services.start(
         "inventory", ECOM_TAT_ADDR=f"127.0.0.1:{tat_port}", ECOM_LOG_LEVEL="WARNING"
     )
-    channel = grpc.aio.insecure_channel(svc.addr)
+    channel = grpc.aio.insecure_channel(svc.target)
     stub = inventory_pb2_grpc.InventoryServiceStub(channel)
     try:
         t0 = time.perf_counter()

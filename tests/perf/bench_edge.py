@@ -52,7 +52,7 @@ def test_get_item_through_envoy_vs_grpc(services) -> None:  # type: ignore[no-un
                 resp = http.get(f"/v1/items/{item_id}")
                 assert resp.status_code == 200
 
-            with grpc.insecure_channel(catalog.addr) as channel:
+            with grpc.insecure_channel(catalog.target) as channel:
                 stub = catalog_pb2_grpc.CatalogServiceStub(channel)
 
                 def via_grpc() -> None:

@@ -100,7 +100,7 @@ def test_feed_of_100k_rows_through_the_edge(services, stack) -> None:  # type: i
     content = _content(rows)
     repriced = [{**row, "price": {"currencyCode": "INR", "units": str(1_000 + i)}}
                 for i, row in enumerate(rows)]
-    with grpc.insecure_channel(catalog.addr) as channel:
+    with grpc.insecure_channel(catalog.target) as channel:
         stub = catalog_pb2_grpc.CatalogServiceStub(channel)
         try:
             submit_s, total_s = _run_feed(edge.url, admin, stub, supplier, content)

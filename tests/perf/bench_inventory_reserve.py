@@ -84,7 +84,7 @@ async def bench(seconds: float, concurrency: int) -> None:
     url = stack.env["ECOM_MYSQL_URL"]
     database = stack.mysql_db("inventory")
     engine = await make_engine(url, database, create=False, pool_size=concurrency)
-    channel = grpc.aio.insecure_channel(svc.addr)
+    channel = grpc.aio.insecure_channel(svc.target)
     stub = inventory_pb2_grpc.InventoryServiceStub(channel)
     try:
         item = f"hot-{uuid.uuid4().hex[:8]}"

@@ -32,7 +32,7 @@ from ecom.orders.v1 import orders_pb2 as opb
 from ecom.users.v1 import users_pb2, users_pb2_grpc
 
 from svc_notify.channels import Outgoing, build_email, parse_smtp_url
-from tests.conftest import Services, Stack
+from tests.conftest import TEST_REPLICAS, Services, Stack
 from tests.integration.notify_support import Publisher, notifications_of, order, transition
 from tests.perf import stats
 
@@ -66,7 +66,8 @@ async def _sent_times(stub, user_ids: list[str]) -> dict[str, float]:  # type: i
 @pytest.mark.integration
 async def test_events_to_accepted_email(services: Services, stack: Stack) -> None:
     users_svc = services.start("users")
-    notify_svc = services.start("notify", ECOM_NOTIFY_DLR_ADDR=f"127.0.0.1:{_free_port()}")
+    notify_svc = services.start("notify", ECOM_NOTIFY_DLR_ADDR=",".join(
+                f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS)))
     publisher = Publisher(stack)
     async with users_svc.channel() as uch, notify_svc.channel() as nch:
         users = users_pb2_grpc.UserServiceStub(uch)

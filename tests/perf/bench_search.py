@@ -226,7 +226,7 @@ async def test_index_lag_and_search_latency(stack: Stack, services: Services) ->
     show("catalog write -> searchable", lags)
 
     # 2. Search latency.
-    async with grpc.aio.insecure_channel(search_svc.addr) as ch:
+    async with grpc.aio.insecure_channel(search_svc.target) as ch:
         stub = search_pb2_grpc.SearchServiceStub(ch)
 
         async def via_service(q: dict[str, Any]) -> None:

@@ -90,3 +90,27 @@ def test_services_extend_the_base_settings(clean_env: pytest.MonkeyPatch) -> Non
 def test_overrides_win_over_environment(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("ECOM_DB_PREFIX", "env_")
     assert load_settings(db_prefix="t_").database("users") == "t_users"
+
+
+def test_replica_lists_balance_and_each_replica_listens_on_its_own() -> None:
+    from mesh.config import grpc_target
+
+    s = load_settings(catalog_addr="127.0.0.1:7001, 127.0.0.1:7101", replica_index=1)
+    assert s.addrs_of("catalog") == ["127.0.0.1:7001", "127.0.0.1:7101"]
+    assert s.listen_addr_of("catalog") == "127.0.0.1:7101"
+    assert grpc_target(s.addr_of("catalog")) == "ipv4:127.0.0.1:7001,127.0.0.1:7101"
+    assert grpc_target("catalog.internal:7001") == "catalog.internal:7001"
+    with pytest.raises(ValueError):
+        grpc_target("a.example:1,b.example:2")  # a list must name IPs
+    with pytest.raises(ConfigError):
+        load_settings(catalog_addr="127.0.0.1:7001", replica_index=1).listen_addr_of("catalog")
+    with pytest.raises(ConfigError):
+        load_settings(catalog_addr="127.0.0.1:7001,nope")
+
+
+def test_the_supervisor_spreads_one_address_over_replicas() -> None:
+    from infra.services import replica_addresses
+
+    assert replica_addresses("127.0.0.1:50051", 2) == "127.0.0.1:50051,127.0.0.1:50151"
+    assert replica_addresses("127.0.0.1:50051", 1) == "127.0.0.1:50051"
+    assert replica_addresses("127.0.0.1:1,127.0.0.1:2", 3) == "127.0.0.1:1,127.0.0.1:2"

@@ -65,7 +65,8 @@ def test_only_present_services_are_included(contracts, tmp_path: Path) -> None: 
         "ecom.users.v1.UserService", "ecom.users.v1.AuthService"]
 
 
-def test_routes_are_exactly_the_rest_bindings_with_retries_only_on_reads(contracts) -> None:  # type: ignore[no-untyped-def]
+def test_routes_are_exactly_the_rest_bindings_writes_retried_only_before_reaching_a_service(
+        contracts) -> None:  # type: ignore[no-untyped-def]
     boot = _bootstrap(contracts, list(registry.PROCESSES))
     routes = _hcm(boot)["route_config"]["virtual_hosts"][0]["routes"]
     rpc_routes = [r for r in routes if "route" in r]
@@ -75,7 +76,14 @@ def test_routes_are_exactly_the_rest_bindings_with_retries_only_on_reads(contrac
     for route, (_rpc, b) in zip(rpc_routes, bindings, strict=True):
         assert route["route"]["cluster"].startswith("svc_")
         assert float(route["route"]["timeout"].rstrip("s")) > 0
-        assert ("retry_policy" in route["route"]) == (b.verb == "GET"), route["name"]
+        retry_on = set(route["route"]["retry_policy"]["retry_on"].split(","))
+        if b.verb == "GET":
+            assert {"unavailable", "reset"} <= retry_on, route["name"]
+        else:
+            # A write that may have reached a replica is never sent again.
+            assert retry_on == {"connect-failure", "refused-stream"}, route["name"]
+        assert route["route"]["retry_policy"]["retry_host_predicate"][0]["name"] == (
+            "envoy.retry_host_predicates.previous_hosts")
     # Nothing routes to a gRPC-only RPC.
     assert not any("GetJwks" in r["name"] for r in routes)
 
@@ -216,3 +224,13 @@ def test_storefront_route_only_when_a_file_server_is_given(contracts) -> None:  
     rules = _filter(boot, "envoy.filters.http.jwt_authn")["rules"]
     assert {"match": config.WEB_MATCH, "requires": rules[1]["requires"]} in rules
     assert rules[-1] == {"match": {"prefix": "/"}, "requires": {"provider_name": "ecom"}}
+
+
+def test_a_service_with_replicas_has_one_endpoint_each(contracts) -> None:  # type: ignore[no-untyped-def]
+    users = registry.process_named("users")
+    c = config.cluster(users, "127.0.0.1:6001,127.0.0.1:6101", 1.0)
+    endpoints = [e["endpoint"]["address"]["socket_address"]
+                 for e in c["load_assignment"]["endpoints"][0]["lb_endpoints"]]
+    assert endpoints == [{"address": "127.0.0.1", "port_value": 6001},
+                         {"address": "127.0.0.1", "port_value": 6101}]
+    assert c["type"] == "STATIC" and c["lb_policy"] == "ROUND_ROBIN"

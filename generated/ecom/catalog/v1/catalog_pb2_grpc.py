@@ -111,9 +111,11 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListItems(self, request, context):
-        """Lists active items of one category, ordered by `item_id`. Internal and
-        admin use (search reindexing, recommendations backfill): not on the REST
-        surface, where browsing goes through search.
+        """Lists active items of one category in a stable order (by a hash of
+        `item_id`, then `item_id`): an item keeps its place across pages while
+        others are added. Internal and admin use (search reindexing,
+        recommendations backfill): not on the REST surface, where browsing goes
+        through search.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
