@@ -388,6 +388,33 @@ def _is_ours(child: ChildState) -> bool:
     return [c.decode() for c in cmdline if c] == child.command
 
 
+def metrics_url(child: ChildState) -> str:
+    """Where Prometheus scrapes ``child``: a service's metrics port, the
+    edge's admin ``/stats/prometheus``; ``-`` for the Spark job."""
+    from edge import config
+
+    settings = config.EdgeSettings()
+    if child.name == EDGE:
+        return f"http://127.0.0.1:{settings.edge_admin_port}/stats/prometheus"
+    if child.name == ANALYTICS_JOB:
+        return "-"
+    return f"http://{settings.metrics_addr_of(child.name)}/metrics"
+
+
+def scrape_config() -> str:
+    """A Prometheus ``scrape_configs`` entry for every planned child."""
+    lines = ["scrape_configs:"]
+    for child in planned_children():
+        url = metrics_url(child)
+        if url == "-":
+            continue
+        rest = url.split("://", 1)[1]
+        target, _, path = rest.partition("/")
+        lines += [f"  - job_name: {child.name}", f"    metrics_path: /{path}",
+                  "    static_configs:", f"      - targets: ['{target}']"]
+    return "\n".join(lines) + "\n"
+
+
 def status() -> bool:
     """Print each child; True when all are healthy."""
     pid = supervisor_pid()
@@ -396,13 +423,14 @@ def status() -> bool:
     if not state:
         return False
     ok = True
-    print(f"{'service':<12}{'pid':>8}  {'addr':<22}{'health':<10}{'restarts':>8}  last exit")
+    print(f"{'service':<12}{'pid':>8}  {'addr':<22}{'health':<10}{'restarts':>8}  "
+          f"{'last exit':<10}metrics")
     for c in state.values():
         good = c.pid is not None and healthy(c)
         ok &= good
         health = ("SERVING" if c.name != EDGE else "live") if good else "DOWN"
         print(f"{c.name:<12}{c.pid or '-':>8}  {c.addr:<22}{health:<10}{c.restarts:>8}  "
-              f"{'-' if c.last_exit is None else c.last_exit}")
+              f"{'-' if c.last_exit is None else c.last_exit!s:<10}{metrics_url(c)}")
         for note in c.history[-3:]:
             print(f"{'':<12}  {note}")
     if ANALYTICS_JOB in state:
@@ -419,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     upp.add_argument("--timeout", type=float, default=180.0)
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="pid, address, health and restarts of each")
+    sub.add_parser("scrape-config", help="a Prometheus scrape config for every service")
     sub.add_parser("_supervise", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -429,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
             down()
         elif args.cmd == "status":
             return 0 if status() else 1
+        elif args.cmd == "scrape-config":
+            print(scrape_config(), end="")
         elif args.cmd == "_supervise":
             return Supervisor(planned_children()).run()
     except InfraError as exc:

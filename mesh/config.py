@@ -9,6 +9,7 @@ pydantic field path.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, TypeVar, overload
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -34,8 +35,18 @@ SERVICE_PORTS: dict[str, int] = {
 }
 
 
+# Each service's Prometheus endpoint listens this far above its gRPC port
+# (catalog 50051 -> 51051), unless ECOM_<SVC>_METRICS_ADDR says otherwise.
+METRICS_PORT_OFFSET = 1000
+
+
 def _addr(service: str) -> str:
     return f"127.0.0.1:{SERVICE_PORTS[service]}"
+
+
+def metrics_port(service: str) -> int:
+    """The default metrics port of ``service`` (its gRPC port + 1000)."""
+    return SERVICE_PORTS[service] + METRICS_PORT_OFFSET
 
 
 class ConfigError(ValueError):
@@ -68,6 +79,10 @@ class ServiceSettings(BaseSettings):
     notify_addr: str = _addr("notify")
     analytics_addr: str = _addr("analytics")
     edge_port: int = Field(default=8080, ge=1, le=65535)
+
+    # Observability: traces go over OTLP/gRPC to this collector
+    # (``host:port`` or ``http://host:port``); empty turns tracing off.
+    otlp_endpoint: str = ""
 
     # Business knobs shared by several services.
     order_hold_seconds: int = Field(default=600, gt=0)
@@ -112,6 +127,17 @@ class ServiceSettings(BaseSettings):
                 f"no address configured for service {service!r} (ECOM_{service.upper()}_ADDR)"
             )
         return value
+
+    def metrics_addr_of(self, service: str) -> str:
+        """Where ``service`` serves ``GET /metrics``: ``ECOM_<SVC>_METRICS_ADDR``
+        (``off`` disables it), else its gRPC host with the port 1000 higher."""
+        explicit = os.environ.get(f"{ENV_PREFIX}{service.upper()}_METRICS_ADDR")
+        if explicit:
+            return explicit
+        host, port = _split_host_port(self.addr_of(service))
+        derived = port + METRICS_PORT_OFFSET
+        # An ephemeral gRPC port (tests) gets an ephemeral metrics port.
+        return f"{host}:{derived if port and derived <= 65535 else 0}"
 
     def topic(self, name: str) -> str:
         """A Kafka topic name with this run's prefix."""

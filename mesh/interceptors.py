@@ -35,6 +35,7 @@ from typing import Any
 
 import grpc
 
+from mesh import metrics, tracing
 from mesh.auth import apply_caller_defaults, caller_from_metadata
 from mesh.context import REQUEST_ID_HEADER, CallContext, activate, new_request_id
 from mesh.errors import DomainError, to_grpc_status, to_rpc_status
@@ -67,7 +68,9 @@ class _Call:
         self.code = grpc.StatusCode.OK
         self.reason: str | None = None
         self.identity_error: DomainError | None = None
+        self.span: Any = None
         metadata = context.invocation_metadata()
+        self.metadata = metadata
         inbound_id = _metadata_value(metadata, REQUEST_ID_HEADER)
         request_id = (
             inbound_id if inbound_id and _VALID_REQUEST_ID.match(inbound_id) else new_request_id()
@@ -139,13 +142,17 @@ class _Call:
         await self.context.abort(status.code, status.details, trailing)
 
     def log(self) -> None:
+        """Record the call: metrics, its span's status, the access-log line."""
+        elapsed = time.perf_counter() - self.started
+        metrics.observe_rpc(self.method, self.code.name, elapsed)
+        tracing.end_server_span(self.span, self.code)
         level = logging.DEBUG if self.method.startswith(QUIET_METHOD_PREFIXES) else logging.INFO
         if not access_log.isEnabledFor(level):
             return
         fields: dict[str, Any] = {
             "method": self.method,
             "code": self.code.name,
-            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
+            "duration_ms": round(elapsed * 1000, 2),
             "request_id": self.ctx.request_id,
             "user_id": self.ctx.caller.user_id if self.ctx.caller else None,
             "peer": self.context.peer(),
@@ -167,7 +174,7 @@ def _wrap_call(behavior: Handler, method: str, guard: IdempotencyGuard | None = 
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context)
-        with activate(call.ctx):
+        with activate(call.ctx), tracing.server_span(method, call.metadata) as call.span:
             try:
                 if call.identity_error:
                     raise call.identity_error
@@ -203,7 +210,7 @@ def _wrap_generator(
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, context)
-        with activate(call.ctx):
+        with activate(call.ctx), tracing.server_span(method, call.metadata) as call.span:
             try:
                 if call.identity_error:
                     raise call.identity_error

@@ -41,6 +41,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE_NAME
 from grpc_reflection.v1alpha import reflection
 
+from mesh import metrics, tracing
 from mesh.config import ConfigError, ServiceSettings, load_settings
 from mesh.health import HealthMonitor, Probe
 from mesh.idempotency import IdempotencyGuard, RedisFingerprints
@@ -111,6 +112,8 @@ class Service:
         self.settings = settings or load_settings()
         self.addr = addr or self.settings.addr_of(name)
         self.port: int | None = None
+        # Where GET /metrics answers (None: not serving metrics).
+        self.metrics_port: int | None = None
         self.server: grpc.aio.Server | None = None
         self.health = HealthMonitor(
             interval=self.settings.health_check_interval_seconds,
@@ -172,6 +175,7 @@ class Service:
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
         """Bind, register everything, probe dependencies once and start serving."""
+        self.on_shutdown(tracing.setup(self.name, self.settings.otlp_endpoint))
         server = grpc.aio.server(
             interceptors=[MeshServerInterceptor(self._idempotency_guard())],
             options=self._options,
@@ -199,6 +203,10 @@ class Service:
         if not port:
             raise StartupError(f"cannot listen on {self.addr}")
         self.port = port
+        exporter = metrics.serve_metrics(self._metrics_addr())
+        if exporter is not None:
+            self.metrics_port = exporter.port
+            self.on_shutdown(exporter.close)
         for callback in self._startup:
             await _call(callback)
         await self.health.start(self.service_names)
@@ -212,10 +220,18 @@ class Service:
             "serving",
             extra={
                 "addr": f"{host}:{port}",
+                "metrics_port": self.metrics_port,
                 "services": self.service_names,
                 "healthy": self.health.serving,
             },
         )
+
+    def _metrics_addr(self) -> str:
+        try:
+            return self.settings.metrics_addr_of(self.name)
+        except KeyError:
+            # A service outside the port table (a test's ad-hoc server).
+            return f"{self.addr.rpartition(':')[0]}:0"
 
     async def _supervise(self, name: str, task: BackgroundTask) -> None:
         try:

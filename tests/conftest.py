@@ -221,11 +221,16 @@ class Services:
         }
         for name in SERVICES:
             self.env[f"ECOM_{name.upper()}_ADDR"] = f"127.0.0.1:{_free_port()}"
+            self.env[f"ECOM_{name.upper()}_METRICS_ADDR"] = f"127.0.0.1:{_free_port()}"
         # svc_notify's HTTP endpoint for SMS delivery reports, also per run.
         self.env["ECOM_NOTIFY_DLR_ADDR"] = f"127.0.0.1:{_free_port()}"
 
     def addr(self, name: str) -> str:
         return self.env[f"ECOM_{name.upper()}_ADDR"]
+
+    def metrics_url(self, name: str) -> str:
+        """The Prometheus endpoint of svc_<name> in this run."""
+        return f"http://{self.env[f'ECOM_{name.upper()}_METRICS_ADDR']}/metrics"
 
     def start(self, name: str, *, timeout: float = 90, **env: str) -> RunningService:
         """Start svc_<name> and wait until its health check says SERVING.
