@@ -102,6 +102,8 @@ class EdgeOptions:
     cors_origins: Sequence[str] = ("*",)
     health_check_interval_seconds: float = 5.0
     access_log_path: str | None = None  # None: stdout
+    # OTLP/gRPC collector for Envoy's own spans (ECOM_OTLP_ENDPOINT); "" is off.
+    otlp_endpoint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -529,6 +531,51 @@ def _http_filters(opts: EdgeOptions, transcoded: list[str], rules: list[dict]) -
     ]
 
 
+OTLP_CLUSTER = "otlp_collector"
+
+
+def _tracing() -> dict[str, Any]:
+    """Envoy's OpenTelemetry tracer: a span per request, every request
+    sampled, W3C ``traceparent`` sent upstream so the services' spans are its
+    children (mesh.tracing picks it up from the gRPC metadata)."""
+    return {
+        "random_sampling": {"value": 100},
+        "spawn_upstream_span": False,
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": TYPE + "envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {
+                    "envoy_grpc": {"cluster_name": OTLP_CLUSTER},
+                    "timeout": "2s",
+                },
+                "service_name": "edge",
+            },
+        },
+    }
+
+
+def _otlp_cluster(endpoint: str) -> dict[str, Any]:
+    """The collector Envoy exports its spans to, over OTLP/gRPC (HTTP/2)."""
+    host, port = _socket(endpoint.split("://", 1)[-1].rstrip("/"))
+    return {
+        "name": OTLP_CLUSTER,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": TYPE + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": OTLP_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": host, "port_value": port}}}}]}],
+        },
+    }
+
+
 def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict[str, Any]:
     """The complete Envoy bootstrap for the given options."""
     processes = list(opts.processes)
@@ -587,6 +634,13 @@ def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict
         },
         "http_filters": _http_filters(opts, transcoded, jwt_rules(routed)),
     }
+    clusters = [
+        cluster(p, opts.addresses[p.name], opts.health_check_interval_seconds)
+        for p in processes
+    ]
+    if opts.otlp_endpoint:
+        hcm["tracing"] = _tracing()
+        clusters.append(_otlp_cluster(opts.otlp_endpoint))
     return {
         "node": {"id": "ecom-edge", "cluster": "ecom-edge"},
         "admin": {
@@ -612,10 +666,7 @@ def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict
                     ],
                 }
             ],
-            "clusters": [
-                cluster(p, opts.addresses[p.name], opts.health_check_interval_seconds)
-                for p in processes
-            ],
+            "clusters": clusters,
         },
         # Bound open client connections so a flood cannot exhaust file
         # descriptors (Envoy warns at start-up when this is missing).
@@ -663,6 +714,7 @@ def options_from_settings(
         rate_limit_per_minute=settings.edge_rate_limit_per_minute,
         cors_origins=[o.strip() for o in settings.edge_cors_origins.split(",") if o.strip()],
         health_check_interval_seconds=settings.edge_health_check_interval_seconds,
+        otlp_endpoint=settings.otlp_endpoint,
     )
 
 

@@ -62,6 +62,7 @@ def start_edge(
     *,
     rate_limit_per_minute: int = 10_000,
     timeout: float = 30,
+    otlp_endpoint: str = "",
 ) -> Edge:
     """Generate a config for ``processes`` at ``addresses`` and run Envoy on
     it; wait until it answers /healthz and every cluster is healthy."""
@@ -69,7 +70,7 @@ def start_edge(
     port, admin = free_port(), free_port()
     settings = config.EdgeSettings(
         edge_port=port, edge_admin_port=admin, edge_rate_limit_per_minute=rate_limit_per_minute,
-        edge_health_check_interval_seconds=1.0,
+        edge_health_check_interval_seconds=1.0, otlp_endpoint=otlp_endpoint,
     )
     opts = config.options_from_settings(
         settings, out_dir=out_dir, addresses=addresses, processes=processes
