@@ -89,6 +89,13 @@ class ServiceSettings(BaseSettings):
 
     # Runtime.
     log_level: str = "INFO"
+    # Which served calls get an access-log line: "all", "errors" (a status
+    # other than OK, or slower than access_log_slow_ms), or "off". Every call
+    # is counted in the metrics either way.
+    access_log: str = "all"
+    access_log_slow_ms: float = Field(default=100.0, ge=0)
+    # The event loop: "uvloop" (libuv, faster) or "asyncio" (the standard one).
+    event_loop: str = "uvloop"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     health_check_interval_seconds: float = Field(default=5.0, gt=0)
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
@@ -108,6 +115,20 @@ class ServiceSettings(BaseSettings):
         if level not in logging.getLevelNamesMapping():
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("access_log")
+    @classmethod
+    def _access_log_mode(cls, value: str) -> str:
+        if value.lower() not in ("all", "errors", "off"):
+            raise ValueError("must be one of all, errors, off")
+        return value.lower()
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_kind(cls, value: str) -> str:
+        if value.lower() not in ("uvloop", "asyncio"):
+            raise ValueError("must be uvloop or asyncio")
+        return value.lower()
 
     @field_validator("*", mode="after")
     @classmethod

@@ -45,7 +45,7 @@ from mesh import metrics, tracing
 from mesh.config import ConfigError, ServiceSettings, load_settings
 from mesh.health import HealthMonitor, Probe
 from mesh.idempotency import IdempotencyGuard, RedisFingerprints
-from mesh.interceptors import MeshServerInterceptor
+from mesh.interceptors import AccessLogPolicy, MeshServerInterceptor
 
 log = logging.getLogger("mesh.server")
 
@@ -177,7 +177,14 @@ class Service:
         """Bind, register everything, probe dependencies once and start serving."""
         self.on_shutdown(tracing.setup(self.name, self.settings.otlp_endpoint))
         server = grpc.aio.server(
-            interceptors=[MeshServerInterceptor(self._idempotency_guard())],
+            interceptors=[
+                MeshServerInterceptor(
+                    self._idempotency_guard(),
+                    AccessLogPolicy(
+                        self.settings.access_log, self.settings.access_log_slow_ms
+                    ),
+                )
+            ],
             options=self._options,
             maximum_concurrent_rpcs=self._max_rpcs,
         )
@@ -319,4 +326,21 @@ def serve(service: Service | Callable[[], Awaitable[Service]]) -> None:
             return 1
         return await svc.run()
 
-    sys.exit(asyncio.run(main()))
+    sys.exit(run_loop(main()))
+
+
+def run_loop(main: Awaitable[int]) -> int:
+    """Run ``main`` on uvloop (ECOM_EVENT_LOOP=uvloop, the default) or on the
+    standard asyncio loop (ECOM_EVENT_LOOP=asyncio, or uvloop missing)."""
+    import os
+
+    factory = None
+    if os.environ.get("ECOM_EVENT_LOOP", "uvloop").lower() != "asyncio":
+        try:
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        except ImportError:
+            log.warning("uvloop not installed; using the asyncio event loop")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]

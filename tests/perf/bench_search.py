@@ -37,7 +37,7 @@ from confluent_kafka import Producer
 from ecom.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from ecom.events.v1 import events_pb2
 from ecom.search.v1 import search_pb2, search_pb2_grpc
-from elastic_transport import HttpxAsyncHttpNode
+from elastic_transport import AiohttpHttpNode
 from elasticsearch import AsyncElasticsearch
 from google.protobuf import field_mask_pb2
 from google.type import money_pb2
@@ -167,7 +167,7 @@ async def test_index_lag_and_search_latency(stack: Stack, services: Services) ->
     await asyncio.to_thread(publish_demo, stack, items)
     listed = sum(1 for i in item_ids if demo.demo_stock(i))
     es = AsyncElasticsearch(
-        stack.env["ECOM_ES_URL"], node_class=HttpxAsyncHttpNode, request_timeout=30
+        stack.env["ECOM_ES_URL"], node_class=AiohttpHttpNode, request_timeout=30
     )
     alias = f"{stack.es_prefix}items"
     while True:
