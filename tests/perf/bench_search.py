@@ -167,7 +167,8 @@ async def test_index_lag_and_search_latency(stack: Stack, services: Services) ->
     await asyncio.to_thread(publish_demo, stack, items)
     listed = sum(1 for i in item_ids if demo.demo_stock(i))
     es = AsyncElasticsearch(
-        stack.env["ECOM_ES_URL"], node_class=AiohttpHttpNode, request_timeout=30
+        stack.env["ECOM_ES_URL"], node_class=AiohttpHttpNode, request_timeout=30,
+        connections_per_node=64
     )
     alias = f"{stack.es_prefix}items"
     while True:
