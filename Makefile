@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: web bench doctor doctor-test up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
+.PHONY: web bench bench-compare doctor doctor-test up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
 
 # The project's virtualenv, installed from the pinned lock file.
 $(STAMP): pyproject.toml requirements.lock
@@ -84,6 +84,17 @@ test: doctor-test $(STAMP) web
 test-unit: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-# Benchmarks (tests/perf): print latency percentiles, throughput and ratios.
+# Benchmarks (tests/perf): print latency percentiles, throughput and ratios,
+# end with one table of every figure (path, ours, baseline, ratio) and write
+# it as JSON under .bench/ (git-ignored).
 bench: $(STAMP)
 	ECOM_BENCH=1 $(PY) -m pytest -p no:cacheprovider -s tests/perf $(PYTEST_ARGS)
+
+# Compare two benchmark runs: `make bench-compare A B` (file names under
+# .bench/, paths, `latest` or `previous`; default: previous latest).
+ifeq (bench-compare,$(firstword $(MAKECMDGOALS)))
+BENCH_RUNS := $(wordlist 2,3,$(MAKECMDGOALS))
+$(eval $(BENCH_RUNS):;@:)
+endif
+bench-compare: $(STAMP)
+	$(PY) -m tests.perf.report compare $(BENCH_RUNS)

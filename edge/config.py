@@ -106,6 +106,8 @@ class EdgeOptions:
     access_log_path: str | None = None  # None: stdout
     # The storefront's file server (edge.static); None: no `/` route.
     web_addr: str | None = None
+    # OTLP/gRPC collector for Envoy's own spans (ECOM_OTLP_ENDPOINT); "" is off.
+    otlp_endpoint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -612,6 +614,51 @@ def _http_filters(opts: EdgeOptions, transcoded: list[str], rules: list[dict]) -
     ]
 
 
+OTLP_CLUSTER = "otlp_collector"
+
+
+def _tracing() -> dict[str, Any]:
+    """Envoy's OpenTelemetry tracer: a span per request, every request
+    sampled, W3C ``traceparent`` sent upstream so the services' spans are its
+    children (mesh.tracing picks it up from the gRPC metadata)."""
+    return {
+        "random_sampling": {"value": 100},
+        "spawn_upstream_span": False,
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": TYPE + "envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {
+                    "envoy_grpc": {"cluster_name": OTLP_CLUSTER},
+                    "timeout": "2s",
+                },
+                "service_name": "edge",
+            },
+        },
+    }
+
+
+def _otlp_cluster(endpoint: str) -> dict[str, Any]:
+    """The collector Envoy exports its spans to, over OTLP/gRPC (HTTP/2)."""
+    host, port = _socket(endpoint.split("://", 1)[-1].rstrip("/"))
+    return {
+        "name": OTLP_CLUSTER,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": TYPE + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": OTLP_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": host, "port_value": port}}}}]}],
+        },
+    }
+
+
 def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict[str, Any]:
     """The complete Envoy bootstrap for the given options."""
     processes = list(opts.processes)
@@ -672,6 +719,13 @@ def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict
         },
         "http_filters": _http_filters(opts, transcoded, jwt_rules(routed, web=bool(opts.web_addr))),
     }
+    clusters = [
+        cluster(p, opts.addresses[p.name], opts.health_check_interval_seconds)
+        for p in processes
+    ]
+    if opts.otlp_endpoint:
+        hcm["tracing"] = _tracing()
+        clusters.append(_otlp_cluster(opts.otlp_endpoint))
     return {
         "node": {"id": "ecom-edge", "cluster": "ecom-edge"},
         "admin": {
@@ -697,11 +751,9 @@ def build_bootstrap(opts: EdgeOptions, contracts: descriptors.Contracts) -> dict
                     ],
                 }
             ],
-            "clusters": [
-                cluster(p, opts.addresses[p.name], opts.health_check_interval_seconds)
-                for p in processes
-            ] + ([web_cluster(opts.web_addr, opts.health_check_interval_seconds)]
-                 if opts.web_addr else []),
+            "clusters": clusters
+            + ([web_cluster(opts.web_addr, opts.health_check_interval_seconds)]
+               if opts.web_addr else []),
         },
         # Bound open client connections so a flood cannot exhaust file
         # descriptors (Envoy warns at start-up when this is missing).
@@ -753,6 +805,7 @@ def options_from_settings(
         cors_origins=[o.strip() for o in settings.edge_cors_origins.split(",") if o.strip()],
         health_check_interval_seconds=settings.edge_health_check_interval_seconds,
         web_addr=web_addr,
+        otlp_endpoint=settings.otlp_endpoint,
     )
 
 

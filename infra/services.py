@@ -470,6 +470,41 @@ def _is_ours(child: ChildState) -> bool:
     return [c.decode() for c in cmdline if c] == child.command
 
 
+def metrics_url(child: ChildState) -> str:
+    """Where Prometheus scrapes ``child``: a service's metrics port, the
+    edge's admin ``/stats/prometheus``; ``-`` for the Spark job."""
+    from edge import config
+    from mesh.config import METRICS_PORT_OFFSET
+
+    settings = config.EdgeSettings()
+    if child.name == EDGE:
+        return f"http://127.0.0.1:{settings.edge_admin_port}/stats/prometheus"
+    service, _, replica = child.name.partition(".")
+    if child.name == WEB or not hasattr(settings, f"{service}_addr"):
+        return "-"  # the Spark jobs, the storefront's file server
+    if os.environ.get(f"ECOM_{service.upper()}_METRICS_ADDR"):
+        addr = settings.metrics_addr_of(service, int(replica) if replica else 0)
+    else:
+        # The replica's own gRPC address, port 1000 higher.
+        host, _, port = child.addr.rpartition(":")
+        addr = f"{host}:{int(port) + METRICS_PORT_OFFSET}"
+    return "-" if addr == "off" else f"http://{addr}/metrics"
+
+
+def scrape_config() -> str:
+    """A Prometheus ``scrape_configs`` entry for every planned child."""
+    lines = ["scrape_configs:"]
+    for child in planned_children():
+        url = metrics_url(child)
+        if url == "-":
+            continue
+        rest = url.split("://", 1)[1]
+        target, _, path = rest.partition("/")
+        lines += [f"  - job_name: {child.name}", f"    metrics_path: /{path}",
+                  "    static_configs:", f"      - targets: ['{target}']"]
+    return "\n".join(lines) + "\n"
+
+
 def status() -> bool:
     """Print each child; True when all are healthy."""
     pid = supervisor_pid()
@@ -478,13 +513,14 @@ def status() -> bool:
     if not state:
         return False
     ok = True
-    print(f"{'service':<12}{'pid':>8}  {'addr':<22}{'health':<10}{'restarts':>8}  last exit")
+    print(f"{'service':<12}{'pid':>8}  {'addr':<22}{'health':<10}{'restarts':>8}  "
+          f"{'last exit':<10}metrics")
     for c in state.values():
         good = c.pid is not None and healthy(c)
         ok &= good
         health = ("live" if c.name in (EDGE, WEB) else "SERVING") if good else "DOWN"
         print(f"{c.name:<12}{c.pid or '-':>8}  {c.addr:<22}{health:<10}{c.restarts:>8}  "
-              f"{'-' if c.last_exit is None else c.last_exit}")
+              f"{'-' if c.last_exit is None else c.last_exit!s:<10}{metrics_url(c)}")
         for note in c.history[-3:]:
             print(f"{'':<12}  {note}")
     if ANALYTICS_JOB in state:
@@ -501,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     upp.add_argument("--timeout", type=float, default=180.0)
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="pid, address, health and restarts of each")
+    sub.add_parser("scrape-config", help="a Prometheus scrape config for every service")
     sub.add_parser("_supervise", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -511,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             down()
         elif args.cmd == "status":
             return 0 if status() else 1
+        elif args.cmd == "scrape-config":
+            print(scrape_config(), end="")
         elif args.cmd == "_supervise":
             return Supervisor(planned_children()).run()
     except InfraError as exc:

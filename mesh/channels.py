@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from mesh import tracing
 from mesh.auth import JWT_PAYLOAD_HEADER
 from mesh.config import ServiceSettings, grpc_target
 from mesh.context import REQUEST_ID_HEADER, current_call
@@ -111,6 +112,7 @@ class PropagatingInterceptor(
             remaining = call.remaining()
             if remaining is not None:
                 timeout = remaining if timeout is None else min(timeout, remaining)
+        tracing.inject_metadata(metadata)
         return grpc.aio.ClientCallDetails(
             method=details.method,
             timeout=timeout,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from ipaddress import ip_address
+import os
 from typing import Any, TypeVar, overload
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -35,8 +36,18 @@ SERVICE_PORTS: dict[str, int] = {
 }
 
 
+# Each service's Prometheus endpoint listens this far above its gRPC port
+# (catalog 50051 -> 51051), unless ECOM_<SVC>_METRICS_ADDR says otherwise.
+METRICS_PORT_OFFSET = 1000
+
+
 def _addr(service: str) -> str:
     return f"127.0.0.1:{SERVICE_PORTS[service]}"
+
+
+def metrics_port(service: str) -> int:
+    """The default metrics port of ``service`` (its gRPC port + 1000)."""
+    return SERVICE_PORTS[service] + METRICS_PORT_OFFSET
 
 
 class ConfigError(ValueError):
@@ -70,6 +81,10 @@ class ServiceSettings(BaseSettings):
     analytics_addr: str = _addr("analytics")
     edge_port: int = Field(default=8080, ge=1, le=65535)
 
+    # Observability: traces go over OTLP/gRPC to this collector
+    # (``host:port`` or ``http://host:port``); empty turns tracing off.
+    otlp_endpoint: str = ""
+
     # Business knobs shared by several services.
     order_hold_seconds: int = Field(default=600, gt=0)
 
@@ -79,6 +94,13 @@ class ServiceSettings(BaseSettings):
     # replica N (ECOM_REPLICA_INDEX, from 0) listens on the Nth.
     replica_index: int = Field(default=0, ge=0)
     log_level: str = "INFO"
+    # Which served calls get an access-log line: "all", "errors" (a status
+    # other than OK, or slower than access_log_slow_ms), or "off". Every call
+    # is counted in the metrics either way.
+    access_log: str = "all"
+    access_log_slow_ms: float = Field(default=100.0, ge=0)
+    # The event loop: "uvloop" (libuv, faster) or "asyncio" (the standard one).
+    event_loop: str = "uvloop"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     health_check_interval_seconds: float = Field(default=5.0, gt=0)
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
@@ -98,6 +120,20 @@ class ServiceSettings(BaseSettings):
         if level not in logging.getLevelNamesMapping():
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("access_log")
+    @classmethod
+    def _access_log_mode(cls, value: str) -> str:
+        if value.lower() not in ("all", "errors", "off"):
+            raise ValueError("must be one of all, errors, off")
+        return value.lower()
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_kind(cls, value: str) -> str:
+        if value.lower() not in ("uvloop", "asyncio"):
+            raise ValueError("must be uvloop or asyncio")
+        return value.lower()
 
     @field_validator("*", mode="after")
     @classmethod
@@ -133,6 +169,28 @@ class ServiceSettings(BaseSettings):
                 f"no address configured for service {service!r} (ECOM_{service.upper()}_ADDR)"
             )
         return value
+
+    def metrics_addr_of(self, service: str, replica: int | None = None) -> str:
+        """Where a replica of ``service`` (this process's by default) serves
+        ``GET /metrics``: the matching entry of ``ECOM_<SVC>_METRICS_ADDR``
+        (one per replica; ``off`` disables it), else that replica's gRPC host
+        with the port 1000 higher."""
+        index = self.replica_index if replica is None else replica
+        explicit = os.environ.get(f"{ENV_PREFIX}{service.upper()}_METRICS_ADDR")
+        if explicit:
+            if explicit == "off":
+                return explicit
+            listed = split_addrs(explicit)
+            if index < len(listed):
+                return listed[index]
+            # A replica the list does not name gets an ephemeral port.
+            return f"{listed[0].rpartition(':')[0]}:0"
+        addrs = self.addrs_of(service)
+        host, port = _split_host_port(addrs[index] if index < len(addrs) else addrs[0])
+        derived = port + METRICS_PORT_OFFSET
+        # An ephemeral gRPC port (tests) gets an ephemeral metrics port.
+        ok = port and derived <= 65535 and index < len(addrs)
+        return f"{host}:{derived if ok else 0}"
 
     def topic(self, name: str) -> str:
         """A Kafka topic name with this run's prefix."""

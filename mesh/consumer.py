@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.types import DateTime
 
+from mesh import metrics, tracing
 from mesh.kafka import ReceivedEvent
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,21 @@ async def apply_once(
     the dedupe row and the handler's writes commit together. Returns True if
     the handler ran (and committed), False for a duplicate."""
     event_id = event_id_of(event)
+    with tracing.span(
+        f"consume {event.topic}",
+        kind="CONSUMER",
+        headers=event.headers,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": event.topic,
+                    "messaging.consumer.group.name": consumer_name,
+                    "messaging.message.id": event_id},
+    ):
+        return await _apply_once(engine, consumer_name, event, event_id, handler)
+
+
+async def _apply_once(
+    engine: AsyncEngine, consumer_name: str, event: ReceivedEvent, event_id: str,
+    handler: Handler,
+) -> bool:
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
             try:
@@ -176,6 +192,8 @@ class IdempotentConsumer:
             )
             raise
         await asyncio.to_thread(self.consumer.commit, message=msg, asynchronous=False)
+        metrics.CONSUMER_APPLIED.labels(
+            self.name, event.topic, "applied" if applied else "duplicate").inc()
         if applied:
             self.applied += 1
         else:

@@ -93,7 +93,7 @@ async def make_engine(
     timeout. Dispose it with `await engine.dispose()` when done."""
     if create:
         await create_database(server_url, database)
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(server_url, _checked(database)),
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -101,6 +101,12 @@ async def make_engine(
         pool_recycle=3600,
         **engine_kwargs,
     )
+    # Pool use on the metrics endpoint; SQL spans once tracing is on.
+    from mesh import metrics, tracing
+
+    metrics.watch_pool(database, engine)
+    tracing.instrument_engine(engine)
+    return engine
 
 
 # --------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Any
 
 import grpc
 
+from mesh import metrics, tracing
 from mesh.auth import apply_caller_defaults, caller_from_metadata
 from mesh.context import REQUEST_ID_HEADER, CallContext, activate, new_request_id
 from mesh.errors import DomainError, to_grpc_status, to_rpc_status
@@ -67,7 +68,9 @@ class _Call:
         self.code = grpc.StatusCode.OK
         self.reason: str | None = None
         self.identity_error: DomainError | None = None
+        self.span: Any = None
         metadata = context.invocation_metadata()
+        self.metadata = metadata
         inbound_id = _metadata_value(metadata, REQUEST_ID_HEADER)
         request_id = (
             inbound_id if inbound_id and _VALID_REQUEST_ID.match(inbound_id) else new_request_id()
@@ -138,14 +141,21 @@ class _Call:
         trailing = self._echo_request_id(tuple(status.trailing_metadata))
         await self.context.abort(status.code, status.details, trailing)
 
-    def log(self) -> None:
+    def log(self, policy: AccessLogPolicy | None = None) -> None:
+        """Record the call: metrics, its span's status, the access-log line
+        (unless ``policy`` leaves this call out)."""
+        elapsed = time.perf_counter() - self.started
+        metrics.observe_rpc(self.method, self.code.name, elapsed)
+        tracing.end_server_span(self.span, self.code)
+        if policy is not None and not policy.wants(self.code, elapsed):
+            return
         level = logging.DEBUG if self.method.startswith(QUIET_METHOD_PREFIXES) else logging.INFO
         if not access_log.isEnabledFor(level):
             return
         fields: dict[str, Any] = {
             "method": self.method,
             "code": self.code.name,
-            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
+            "duration_ms": round(elapsed * 1000, 2),
             "request_id": self.ctx.request_id,
             "user_id": self.ctx.caller.user_id if self.ctx.caller else None,
             "peer": self.context.peer(),
@@ -155,7 +165,31 @@ class _Call:
         access_log.log(level, "rpc", extra=fields)
 
 
-def _wrap_call(behavior: Handler, method: str, guard: IdempotencyGuard | None = None) -> Handler:
+class AccessLogPolicy:
+    """Which calls get an access-log line (``ECOM_ACCESS_LOG``): ``all``;
+    ``errors``, the calls that failed or took longer than ``slow_ms``; or
+    ``off``. Writing a JSON line per call costs a few percent of a busy
+    service's CPU (see docs/observability.md); the metrics count every
+    call regardless."""
+
+    def __init__(self, mode: str = "all", slow_ms: float = 100.0) -> None:
+        self.mode = mode
+        self.slow_seconds = slow_ms / 1000
+
+    def wants(self, code: grpc.StatusCode, elapsed: float) -> bool:
+        if self.mode == "all":
+            return True
+        if self.mode == "off":
+            return False
+        return code != grpc.StatusCode.OK or elapsed >= self.slow_seconds
+
+
+def _wrap_call(
+    behavior: Handler,
+    method: str,
+    guard: IdempotencyGuard | None = None,
+    policy: AccessLogPolicy | None = None,
+) -> Handler:
     """Wrap a handler that returns (or awaits) its result. With ``guard``, a
     unary request is first given its default user and idempotency key."""
 
@@ -167,7 +201,7 @@ def _wrap_call(behavior: Handler, method: str, guard: IdempotencyGuard | None = 
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context)
-        with activate(call.ctx):
+        with activate(call.ctx), tracing.server_span(method, call.metadata) as call.span:
             try:
                 if call.identity_error:
                     raise call.identity_error
@@ -191,19 +225,21 @@ def _wrap_call(behavior: Handler, method: str, guard: IdempotencyGuard | None = 
                 call.succeeded()
                 return result
             finally:
-                call.log()
+                call.log(policy)
 
     return handler
 
 
 def _wrap_generator(
-    behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]], method: str
+    behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]],
+    method: str,
+    policy: AccessLogPolicy | None = None,
 ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
     """Wrap a streaming handler written as an async generator."""
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, context)
-        with activate(call.ctx):
+        with activate(call.ctx), tracing.server_span(method, call.metadata) as call.span:
             try:
                 if call.identity_error:
                     raise call.identity_error
@@ -214,23 +250,26 @@ def _wrap_generator(
             else:
                 call.succeeded()
             finally:
-                call.log()
+                call.log(policy)
 
     return handler
 
 
-def _wrap_streaming(behavior: Any, method: str) -> Any:
+def _wrap_streaming(behavior: Any, method: str, policy: AccessLogPolicy | None = None) -> Any:
     if inspect.isasyncgenfunction(behavior):
-        return _wrap_generator(behavior, method)
-    return _wrap_call(behavior, method)
+        return _wrap_generator(behavior, method, policy)
+    return _wrap_call(behavior, method, policy=policy)
 
 
 class MeshServerInterceptor(grpc.aio.ServerInterceptor):
     """Installs the call context, error mapping and access log on every
     method, and the default user and idempotency rules on unary ones."""
 
-    def __init__(self, guard: IdempotencyGuard | None = None) -> None:
+    def __init__(
+        self, guard: IdempotencyGuard | None = None, access_log: AccessLogPolicy | None = None
+    ) -> None:
         self.guard = guard or IdempotencyGuard()
+        self.policy = access_log
 
     async def intercept_service(
         self,
@@ -244,18 +283,24 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         deserialize, serialize = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_call(handler.unary_unary, method, self.guard), deserialize, serialize
+                _wrap_call(handler.unary_unary, method, self.guard, self.policy),
+                deserialize,
+                serialize,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_streaming(handler.unary_stream, method), deserialize, serialize
+                _wrap_streaming(handler.unary_stream, method, self.policy), deserialize, serialize
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_call(handler.stream_unary, method), deserialize, serialize
+                _wrap_call(handler.stream_unary, method, policy=self.policy),
+                deserialize,
+                serialize,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_streaming(handler.stream_stream, method), deserialize, serialize
+                _wrap_streaming(handler.stream_stream, method, self.policy),
+                deserialize,
+                serialize,
             )
         return handler

@@ -30,6 +30,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from mesh import metrics
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 # librdkafka's own log lines (broker down, rebalances) go through Python
 # logging, so they come out in the service's log format.
@@ -101,6 +103,9 @@ def consumer_config(
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 2_000,
         "logger": CLIENT_LOG,
+        # Per-partition lag for the metrics endpoint (mesh.metrics).
+        "statistics.interval.ms": 5_000,
+        "stats_cb": metrics.consumer_stats_callback(group_id),
     }
     conf.update(overrides)
     return conf

@@ -66,6 +66,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import DATETIME, LONGBLOB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from mesh import metrics, tracing
 from mesh.kafka import OutgoingEvent, make_producer, publish, topic_name
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ async def add_event(
     events stay in order); `payload` the serialised envelope, whose event id
     should be the one passed here (a fresh UUID when omitted)."""
     event_id = event_id or str(uuid.uuid4())
+    headers = tracing.trace_headers(headers)
     await db.execute(
         insert(outbox).values(
             event_id=event_id,
@@ -151,6 +153,13 @@ async def add_events(db: AsyncSession | AsyncConnection, events: Sequence[Pendin
     Ids, and so publishing order, follow the order of ``events``."""
     if not events:
         return
+    traced = tracing.trace_headers({})
+    if traced:
+        events = [
+            PendingEvent(e.topic, e.key, e.payload, e.event_type, e.event_id,
+                         {**(e.headers or {}), **traced})
+            for e in events
+        ]
     await db.execute(
         insert(outbox).values(
             [
@@ -236,11 +245,16 @@ class OutboxRelay:
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True)
             )
-            rows = [self._row(r) for r in result.mappings()]
+            raw = result.mappings().all()
+            metrics.observe_outbox_batch([r["created_at"] for r in raw])
+            rows = [self._row(r) for r in raw]
             if not rows:
                 return 0
-            reports = await publish(self._producer, [r.event for r in rows])
+            events, traced = tracing.relay_spans([r.event for r in rows])
+            reports = await publish(self._producer, events)
+            traced([rep.delivered for rep in reports])
             sent = [r.id for r, rep in zip(rows, reports, strict=True) if rep.delivered]
+            metrics.OUTBOX_PUBLISHED.inc(len(sent))
             if sent:
                 await conn.execute(
                     update(outbox)

@@ -41,10 +41,11 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE_NAME
 from grpc_reflection.v1alpha import reflection
 
+from mesh import metrics, tracing
 from mesh.config import ConfigError, ServiceSettings, load_settings
 from mesh.health import HealthMonitor, Probe
 from mesh.idempotency import IdempotencyGuard, RedisFingerprints
-from mesh.interceptors import MeshServerInterceptor
+from mesh.interceptors import AccessLogPolicy, MeshServerInterceptor
 
 log = logging.getLogger("mesh.server")
 
@@ -111,6 +112,8 @@ class Service:
         self.settings = settings or load_settings()
         self.addr = addr or self.settings.listen_addr_of(name)
         self.port: int | None = None
+        # Where GET /metrics answers (None: not serving metrics).
+        self.metrics_port: int | None = None
         self.server: grpc.aio.Server | None = None
         self.health = HealthMonitor(
             interval=self.settings.health_check_interval_seconds,
@@ -172,8 +175,16 @@ class Service:
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
         """Bind, register everything, probe dependencies once and start serving."""
+        self.on_shutdown(tracing.setup(self.name, self.settings.otlp_endpoint))
         server = grpc.aio.server(
-            interceptors=[MeshServerInterceptor(self._idempotency_guard())],
+            interceptors=[
+                MeshServerInterceptor(
+                    self._idempotency_guard(),
+                    AccessLogPolicy(
+                        self.settings.access_log, self.settings.access_log_slow_ms
+                    ),
+                )
+            ],
             options=self._options,
             maximum_concurrent_rpcs=self._max_rpcs,
         )
@@ -199,6 +210,10 @@ class Service:
         if not port:
             raise StartupError(f"cannot listen on {self.addr}")
         self.port = port
+        exporter = metrics.serve_metrics(self._metrics_addr())
+        if exporter is not None:
+            self.metrics_port = exporter.port
+            self.on_shutdown(exporter.close)
         for callback in self._startup:
             await _call(callback)
         await self.health.start(self.service_names)
@@ -212,10 +227,18 @@ class Service:
             "serving",
             extra={
                 "addr": f"{host}:{port}",
+                "metrics_port": self.metrics_port,
                 "services": self.service_names,
                 "healthy": self.health.serving,
             },
         )
+
+    def _metrics_addr(self) -> str:
+        try:
+            return self.settings.metrics_addr_of(self.name)
+        except KeyError:
+            # A service outside the port table (a test's ad-hoc server).
+            return f"{self.addr.rpartition(':')[0]}:0"
 
     async def _supervise(self, name: str, task: BackgroundTask) -> None:
         try:
@@ -303,4 +326,21 @@ def serve(service: Service | Callable[[], Awaitable[Service]]) -> None:
             return 1
         return await svc.run()
 
-    sys.exit(asyncio.run(main()))
+    sys.exit(run_loop(main()))
+
+
+def run_loop(main: Awaitable[int]) -> int:
+    """Run ``main`` on uvloop (ECOM_EVENT_LOOP=uvloop, the default) or on the
+    standard asyncio loop (ECOM_EVENT_LOOP=asyncio, or uvloop missing)."""
+    import os
+
+    factory = None
+    if os.environ.get("ECOM_EVENT_LOOP", "uvloop").lower() != "asyncio":
+        try:
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        except ImportError:
+            log.warning("uvloop not installed; using the asyncio event loop")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ nobody retries (:meth:`Checkout.resolve_pending`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import replace
@@ -118,8 +120,7 @@ class Checkout:
             phone=snapshot.phone,
             address_id=address_id or "",
         )
-        priced = await self._price(lines)
-        estimates = await self._check_deliverable([ln.item_id for ln in priced], snapshot.pincode)
+        priced, estimates = await self._price_and_check(lines, snapshot.pincode)
         rec = self._new_order(user_id, request_id, from_cart, snapshot, priced, estimates)
         try:
             await self.store.run(lambda conn: self.store.insert(conn, rec))
@@ -205,7 +206,7 @@ class Checkout:
             message = exc.details() or "stock could not be held"
             await self._reject(rec.order_id, reason, message)
             raise FailedPrecondition(message, reason=reason, violations=exc.violations) from None
-        return await self._mark_reserved(rec.order_id, reservation)
+        return await self._mark_reserved(rec.order_id, reservation, rec)
 
     async def resolve_pending(self, order_id: str) -> OrderRecord | None:
         """Finish or undo a checkout interrupted between storing the order and
@@ -244,10 +245,16 @@ class Checkout:
         await self.store.run(work)
 
     async def _mark_reserved(
-        self, order_id: str, reservation: inventory_pb2.Reservation
+        self,
+        order_id: str,
+        reservation: inventory_pb2.Reservation,
+        known: OrderRecord | None = None,
     ) -> OrderRecord:
+        """``known``: the order as just read or inserted; its lines and
+        pincode never change, so it saves a read (the state is re-read
+        under lock below either way)."""
         held = {ln.item_id: ln.warehouse_id for ln in reservation.lines}
-        rec = await self.store.get(None, order_id)
+        rec = known if known is not None else await self.store.get(None, order_id)
         assert rec is not None
         promised = await self._promised_dates(rec, held)
 
@@ -332,6 +339,25 @@ class Checkout:
             raise InvalidArgument.for_field("address_id", "no such saved address") from None
         except PeerDenied:
             raise PermissionDenied("not your address", reason="NOT_OWNER") from None
+
+    async def _price_and_check(
+        self, lines: list[WantedLine], pincode: str
+    ) -> tuple[list[PricedLine], Estimates]:
+        """Prices (catalog) and deliverability (tat) at once: neither needs
+        the other's answer, so a checkout waits for one round trip, not two.
+        A pricing error wins over a deliverability one, as when they ran in
+        turn."""
+        check = asyncio.ensure_future(
+            self._check_deliverable([ln.item_id for ln in lines], pincode)
+        )
+        try:
+            priced = await self._price(lines)
+        except BaseException:
+            check.cancel()
+            with contextlib.suppress(BaseException):
+                await check
+            raise
+        return priced, await check
 
     async def _price(self, lines: list[WantedLine]) -> list[PricedLine]:
         """Prices and titles from the catalog, never from the client."""

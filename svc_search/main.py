@@ -37,6 +37,8 @@ class SearchSettings(mesh.ServiceSettings):
     """Shared settings plus search's own (ECOM_SEARCH_*)."""
 
     search_es_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Open connections to each Elasticsearch node (concurrent searches).
+    search_es_connections: int = Field(default=64, gt=0)
     search_refresh_interval: str = "500ms"
     search_peer_timeout_seconds: float = Field(default=1.0, gt=0)
 
@@ -94,7 +96,8 @@ async def build() -> mesh.Service:
     # One line per Elasticsearch request (health probes included) is noise.
     for noisy in ("httpx", "elastic_transport.transport"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    client = connect(settings.es_url, timeout=settings.search_es_timeout_seconds)
+    client = connect(settings.es_url, timeout=settings.search_es_timeout_seconds,
+                     connections=settings.search_es_connections)
     index = SearchIndex(client, settings.index("items"),
                         refresh_interval=settings.search_refresh_interval)
     channels = mesh.Channels(settings)

@@ -290,12 +290,19 @@ class Services:
         for name in SERVICES:
             self.env[f"ECOM_{name.upper()}_ADDR"] = ",".join(
                 f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS))
+            self.env[f"ECOM_{name.upper()}_METRICS_ADDR"] = ",".join(
+                f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS))
         # svc_notify's HTTP endpoint for SMS delivery reports, also per run.
         self.env["ECOM_NOTIFY_DLR_ADDR"] = ",".join(
             f"127.0.0.1:{_free_port()}" for _ in range(TEST_REPLICAS))
 
     def addr(self, name: str) -> str:
         return self.env[f"ECOM_{name.upper()}_ADDR"]
+
+    def metrics_urls(self, name: str) -> list[str]:
+        """The Prometheus endpoint of each replica of svc_<name> in this run."""
+        return [f"http://{addr}/metrics"
+                for addr in split_addrs(self.env[f"ECOM_{name.upper()}_METRICS_ADDR"])]
 
     def start(self, name: str, **env: str) -> RunningService:
         """Start svc_<name> and wait until its health check says SERVING.

@@ -63,6 +63,7 @@ def start_edge(
     rate_limit_per_minute: int = 10_000,
     timeout: float = 30,
     web_addr: str | None = None,
+    otlp_endpoint: str = "",
 ) -> Edge:
     """Generate a config for ``processes`` at ``addresses`` (and, with
     ``web_addr``, the storefront's file server at ``/``) and run Envoy on it;
@@ -71,7 +72,7 @@ def start_edge(
     port, admin = free_port(), free_port()
     settings = config.EdgeSettings(
         edge_port=port, edge_admin_port=admin, edge_rate_limit_per_minute=rate_limit_per_minute,
-        edge_health_check_interval_seconds=1.0,
+        edge_health_check_interval_seconds=1.0, otlp_endpoint=otlp_endpoint,
     )
     opts = config.options_from_settings(
         settings, out_dir=out_dir, addresses=addresses, processes=processes, web_addr=web_addr

@@ -40,7 +40,7 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
     if not registry.process_named("users").present():
         pytest.skip("svc_users is not implemented yet")
     stack_dir = tmp_path / "stack"
-    edge_port = free_port()
+    edge_port, edge_admin, users_metrics = free_port(), free_port(), free_port()
     env = {
         **os.environ, **stack.env,
         "ECOM_STACK_DIR": str(stack_dir),
@@ -48,8 +48,9 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
         "ECOM_USERS_ADDR": f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}",
         "ECOM_REPLICAS": "2",
         "ECOM_EDGE_PORT": str(edge_port),
-        "ECOM_EDGE_ADMIN_PORT": str(admin_port := free_port()),
+        "ECOM_EDGE_ADMIN_PORT": str(admin_port := edge_admin),
         "ECOM_WEB_ADDR": f"127.0.0.1:{free_port()}",
+        "ECOM_USERS_METRICS_ADDR": f"127.0.0.1:{users_metrics},127.0.0.1:{free_port()}",
         "ECOM_DB_PREFIX": f"t_{stack.run_id}_sup_",
         "ECOM_REDIS_PREFIX": f"{stack.redis_prefix}sup:",
         "ECOM_HEALTH_CHECK_INTERVAL_SECONDS": "0.5",
@@ -106,6 +107,12 @@ def test_up_restart_down(stack, tmp_path: Path) -> None:  # type: ignore[no-unty
             time.sleep(0.5)
         assert st.returncode == 0, st.stdout + st.stderr
         assert "SERVING" in st.stdout and "live" in st.stdout
+        # status lists where each one's metrics are scraped, and they answer.
+        users_url = f"http://127.0.0.1:{users_metrics}/metrics"
+        edge_url = f"http://127.0.0.1:{edge_admin}/stats/prometheus"
+        assert users_url in st.stdout and edge_url in st.stdout, st.stdout
+        assert "ecom_rpc_requests_total" in httpx.get(users_url, timeout=5).text
+        assert "envoy_" in httpx.get(edge_url, timeout=5).text
         log = (stack_dir / "logs" / "supervisor.log").read_text()
         assert '"event": "died"' in log and '"event": "restarting"' in log
         pids = [c["pid"] for c in _state(stack_dir).values()]

@@ -103,6 +103,10 @@ def test_job_throughput_against_a_plain_consumer(stack: Stack, tmp_path: Path) -
           f"  ratio job/plain = {job_rate / plain_rate:.3f}")
     print(f"  Spark job, whole --once run incl. JVM start: {(EVENTS + 1) / wall_s:,.0f}"
           f" events/s ({wall_s:.0f} s)")
+    from tests.perf import report
+
+    report.record("analytics Spark batch vs plain Kafka consumer", job_rate, plain_rate,
+                  unit="events/s", better="higher")
     cass = _cassandra(stack)
     try:
         ks = stack.db_prefix + name + "_analytics"
@@ -155,3 +159,8 @@ def test_freshness_from_order_placed_to_top_items(stack: Stack, tmp_path: Path) 
         cass.cluster.shutdown()
     print(f"\norder placed -> visible in top-items ({len(samples)} orders, trigger 1 s): "
           f"{stats.line([s * 1000 for s in samples])}")
+    from tests.perf import report
+
+    report.record("analytics order placed -> in top-items, p50",
+                  stats.percentile([s * 1000 for s in samples], 50), None, unit="ms",
+                  better="lower")

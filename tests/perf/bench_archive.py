@@ -227,4 +227,8 @@ async def test_archive_100k_orders_and_history_pages(services: Services, stack: 
         print(f"  ratio mixed/live           p50 x{p50_m / p50_l:.2f}  p99 x{p99_m / p99_l:.2f}")
         print(f"  first page only, live      {stats.line(firsts[live_only])}")
         print(f"  first page only, mixed     {stats.line(firsts[mixed])}")
+        from tests.perf import report
+
+        report.record("order history page p99, archived+live vs all live", p99_m, p99_l,
+                      unit="ms", better="lower")
     await engine.dispose()

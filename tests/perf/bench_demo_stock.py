@@ -93,6 +93,10 @@ async def bench(sample: int) -> None:
               f"{single_rate:>7.0f} rows/s  (all {rows} rows would take "
               f"{rows / single_rate:.0f} s)")
         print(f"BatchSetStock loads {rows / batch_s / single_rate:.1f}x the rows per second")
+        from tests.perf import report
+
+        report.record("BatchSetStock vs SetStock per row", rows / batch_s, single_rate,
+                      unit="rows/s", better="higher")
     finally:
         await channel.close()
         svc.stop()

@@ -1,6 +1,8 @@
 """Benchmark: GET an item through Envoy (REST, transcoded) next to GetItem
-straight to svc_catalog over gRPC, in one run. Prints p50/p99 and the ratio;
-asserts nothing about time.
+straight to svc_catalog over gRPC, in one run, first with tracing off (no
+ECOM_OTLP_ENDPOINT, the default) and then with tracing on (svc_catalog and
+Envoy exporting every span to a real OTLP receiver in this process). Prints
+p50/p99 and the ratios of both; asserts nothing about time.
 
     ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb \\
         .venv/bin/python -m pytest -p no:cacheprovider tests/perf/bench_edge.py -s
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 
 import grpc
 import httpx
@@ -22,31 +25,46 @@ from ecom.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from edge import registry
 from mesh import tokens
 from tests.e2e.conftest import start_edge
-from tests.perf import stats
+from tests.otlp_receiver import OtlpReceiver
+from tests.perf import report, stats
 
 pytestmark = pytest.mark.integration
 REQUESTS = int(os.environ.get("ECOM_BENCH_REQUESTS", "1000"))
 WARMUP = 50
 
 
-def test_get_item_through_envoy_vs_grpc(services) -> None:  # type: ignore[no-untyped-def]
-    if not registry.process_named("catalog").present():
-        pytest.skip("svc_catalog is not implemented yet")
-    catalog = services.start("catalog")
-    edge = start_edge("bench", {"catalog": catalog.addr}, [registry.process_named("catalog")],
-                      rate_limit_per_minute=1_000_000)
+def _measure(call: Callable[[], None]) -> tuple[float, float]:
+    for _ in range(WARMUP):
+        call()
+    samples = []
+    for _ in range(REQUESTS):
+        t0 = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return stats.p50_p99(samples)
+
+
+def _round(services, item_id: str | None, otlp: str) -> tuple[str, dict[str, tuple[float, float]]]:  # type: ignore[no-untyped-def]
+    """Start catalog (+ Envoy) with or without tracing; measure both paths."""
+    env = {"ECOM_OTLP_ENDPOINT": otlp} if otlp else {}
+    catalog = services.start("catalog", **env)
+    edge = start_edge("bench" + ("-traced" if otlp else ""), {"catalog": catalog.addr},
+                      [registry.process_named("catalog")], rate_limit_per_minute=1_000_000,
+                      otlp_endpoint=otlp)
     key = tokens.load_or_create_signing_key(tokens.signing_key_path())
     admin = tokens.issue_token(key, user_id="bench-admin", roles=["admin"])[0]
     try:
         with httpx.Client(base_url=edge.url, timeout=10) as http:
-            created = http.post("/v1/items", headers={"Authorization": f"Bearer {admin}"}, json={
-                "item": {"supplierId": "bench", "sku": uuid.uuid4().hex, "title": "Bench kettle",
-                         "category": "kitchen-appliances",
-                         "attributes": {"type": "kettle", "power_watts": 1500},
-                         "price": {"currencyCode": "INR", "units": "999"}},
-                "requestId": str(uuid.uuid4())})
-            assert created.status_code == 200, created.text
-            item_id = created.json()["itemId"]
+            if item_id is None:
+                created = http.post("/v1/items", headers={"Authorization": f"Bearer {admin}"},
+                                    json={"item": {
+                    "supplierId": "bench", "sku": uuid.uuid4().hex, "title": "Bench kettle",
+                    "category": "kitchen-appliances",
+                    "attributes": {"type": "kettle", "power_watts": 1500},
+                    "price": {"currencyCode": "INR", "units": "999"}},
+                    "requestId": str(uuid.uuid4())})
+                assert created.status_code == 200, created.text
+                item_id = created.json()["itemId"]
 
             def via_edge() -> None:
                 resp = http.get(f"/v1/items/{item_id}")
@@ -58,20 +76,36 @@ def test_get_item_through_envoy_vs_grpc(services) -> None:  # type: ignore[no-un
                 def via_grpc() -> None:
                     stub.GetItem(catalog_pb2.GetItemRequest(item_id=item_id), timeout=5)
 
-                results = {}
-                for name, call in (("envoy REST", via_edge), ("direct gRPC", via_grpc)):
-                    for _ in range(WARMUP):
-                        call()
-                    samples = []
-                    for _ in range(REQUESTS):
-                        t0 = time.perf_counter()
-                        call()
-                        samples.append((time.perf_counter() - t0) * 1000)
-                    results[name] = stats.p50_p99(samples)
+                results = {"envoy REST": _measure(via_edge), "direct gRPC": _measure(via_grpc)}
     finally:
         edge.stop()
-    print(f"\nGetItem, {REQUESTS} sequential calls each (one client, keep-alive):")
-    for name, (p50, p99) in results.items():
-        print(f"  {name:<12} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
-    (e50, e99), (g50, g99) = results["envoy REST"], results["direct gRPC"]
-    print(f"  ratio envoy/gRPC: p50 {e50 / g50:.2f}x   p99 {e99 / g99:.2f}x")
+    return item_id, results
+
+
+def test_get_item_through_envoy_vs_grpc(services) -> None:  # type: ignore[no-untyped-def]
+    if not registry.process_named("catalog").present():
+        pytest.skip("svc_catalog is not implemented yet")
+    item_id, off = _round(services, None, "")
+    receiver = OtlpReceiver().start()
+    try:
+        _, on = _round(services, item_id, receiver.endpoint)
+        # Let the batch exporters flush, to show the spans were real.
+        spans = receiver.wait_for(lambda s: len(s) >= 2 * REQUESTS, timeout=15)
+    finally:
+        receiver.stop()
+        services.running["catalog"].stop()  # later benches get an untraced catalog
+    for label, results in (("tracing off", off), ("tracing on", on)):
+        print(f"\nGetItem, {REQUESTS} sequential calls each (one client, keep-alive), {label}:")
+        for name, (p50, p99) in results.items():
+            print(f"  {name:<12} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
+        (e50, e99), (g50, g99) = results["envoy REST"], results["direct gRPC"]
+        print(f"  ratio envoy/gRPC: p50 {e50 / g50:.2f}x   p99 {e99 / g99:.2f}x")
+    print(f"  (tracing on: the receiver got {len(spans)} spans)")
+    report.record("GetItem p50 through Envoy vs direct gRPC", off["envoy REST"][0],
+                  off["direct gRPC"][0], unit="ms", better="lower")
+    report.record("GetItem p99 through Envoy vs direct gRPC", off["envoy REST"][1],
+                  off["direct gRPC"][1], unit="ms", better="lower")
+    report.record("GetItem p50 through Envoy, tracing on vs off", on["envoy REST"][0],
+                  off["envoy REST"][0], unit="ms", better="lower")
+    report.record("GetItem p50 direct gRPC, tracing on vs off", on["direct gRPC"][0],
+                  off["direct gRPC"][0], unit="ms", better="lower")

@@ -130,6 +130,10 @@ async def test_events_to_accepted_email(services: Services, stack: Stack) -> Non
     print(f"plain smtplib, one connection, {BURST} messages:        "
           f"{plain_rate:8.1f} messages/s ({plain_elapsed:.1f} s)")
     print(f"ratio svc_notify / plain smtplib: {rate / plain_rate:.2f}")
+    from tests.perf import report
+
+    report.record("notify burst emails vs plain smtplib", rate, plain_rate,
+                  unit="messages/s", better="higher")
     print(f"event -> accepted, burst         {stats.line([s * 1000 for s in burst])}")
     print(f"event -> accepted, one at a time {stats.line([s * 1000 for s in serial])}")
     print(f"plain smtplib send               {stats.line([s * 1000 for s in plain])}")

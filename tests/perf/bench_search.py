@@ -37,7 +37,7 @@ from confluent_kafka import Producer
 from ecom.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from ecom.events.v1 import events_pb2
 from ecom.search.v1 import search_pb2, search_pb2_grpc
-from elastic_transport import HttpxAsyncHttpNode
+from elastic_transport import AiohttpHttpNode
 from elasticsearch import AsyncElasticsearch
 from google.protobuf import field_mask_pb2
 from google.type import money_pb2
@@ -47,7 +47,7 @@ from mesh.kafka import make_producer
 from svc_catalog import codec, demo
 from svc_search import domain
 from tests.conftest import Services, Stack
-from tests.perf import stats
+from tests.perf import report, stats
 
 ADMIN = (("x-jwt-payload", encode_jwt_payload(Caller("admin-1", frozenset({"admin"})))),)
 REQUESTS_PER_LEVEL = 400
@@ -167,7 +167,8 @@ async def test_index_lag_and_search_latency(stack: Stack, services: Services) ->
     await asyncio.to_thread(publish_demo, stack, items)
     listed = sum(1 for i in item_ids if demo.demo_stock(i))
     es = AsyncElasticsearch(
-        stack.env["ECOM_ES_URL"], node_class=HttpxAsyncHttpNode, request_timeout=30
+        stack.env["ECOM_ES_URL"], node_class=AiohttpHttpNode, request_timeout=30,
+        connections_per_node=64
     )
     alias = f"{stack.es_prefix}items"
     while True:
@@ -224,6 +225,8 @@ async def test_index_lag_and_search_latency(stack: Stack, services: Services) ->
             lags.append((time.perf_counter() - t) * 1000)
     print("\nindex lag (UpdateItem returned -> searchable in Elasticsearch)")
     show("catalog write -> searchable", lags)
+    report.record("index lag p50, catalog write -> searchable", stats.percentile(lags, 50),
+                  None, unit="ms", better="lower")
 
     # 2. Search latency.
     async with grpc.aio.insecure_channel(search_svc.target) as ch:
@@ -252,6 +255,9 @@ async def test_index_lag_and_search_latency(stack: Stack, services: Services) ->
             p50 = stats.percentile(svc_ms, 50) / stats.percentile(es_ms, 50)
             p99 = stats.percentile(svc_ms, 99) / stats.percentile(es_ms, 99)
             print(f"{'':<44} ratio p50={p50:.2f}x  p99={p99:.2f}x")
+            report.record(f"Search p99, {clients} clients, vs the same query to ES",
+                          stats.percentile(svc_ms, 99), stats.percentile(es_ms, 99),
+                          unit="ms", better="lower")
         show(
             "svc_search gRPC + pincode (tat), 8 clients",
             await level(8, REQUESTS_PER_LEVEL, via_service_pincode),

@@ -32,6 +32,7 @@ from ecom.serviceability.v1 import serviceability_pb2_grpc
 from pipelines import serviceability as job
 from svc_tat.store import MatrixStore
 from svc_tat.warehouses import load_warehouses
+from tests.perf import report
 from tests.perf.stats import percentile as pct
 
 PINCODES = ["560100", "110020", "400072", "682030", "781026", "194101", "700091", "302022"]
@@ -116,6 +117,8 @@ async def test_batch_check_50_items_8_clients(tat: Any) -> None:
     print()
     show("BatchCheck 50 items, 8 clients", samples)
     print(f"throughput {len(samples) / wall:.0f} calls/s = {50 * len(samples) / wall:.0f} items/s")
+    report.record("BatchCheck 50 items, 8 clients, throughput", len(samples) / wall, None,
+                  unit="calls/s", better="higher")
 
 
 async def test_single_check_vs_raw_redis(tat: Any, services: Any) -> None:
@@ -148,5 +151,9 @@ async def test_single_check_vs_raw_redis(tat: Any, services: Any) -> None:
     show("CheckServiceability (gRPC, end to end)", grpc_ms)
     show("raw Redis HGET of the row", redis_ms)
     show("in-process lookup (LRU hit)", lru_ms)
+    report.record("serviceability Check p99 vs raw Redis HGET", pct(grpc_ms, 99),
+                  pct(redis_ms, 99), unit="ms", better="lower")
+    report.record("serviceability Check p50 vs raw Redis HGET", pct(grpc_ms, 50),
+                  pct(redis_ms, 50), unit="ms", better="lower")
     print(f"p99 ratio Check / raw Redis GET = {pct(grpc_ms, 99) / pct(redis_ms, 99):.1f}x; "
           f"Check / in-process = {pct(grpc_ms, 99) / pct(lru_ms, 99):.0f}x")
