@@ -46,6 +46,11 @@ SERVICES_ENV = "ECOM_SERVICES"
 # ECOM_ANALYTICS_JOB=0 leaves it out.
 ANALYTICS_JOB = "analytics-job"
 ANALYTICS_JOB_ENV = "ECOM_ANALYTICS_JOB"
+# The recommendations training (pipelines/recs.py --every), supervised when
+# `recs` runs; ECOM_RECS_JOB=0 leaves it out. Period: ECOM_RECS_INTERVAL_SECONDS.
+RECS_JOB = "recs-job"
+RECS_JOB_ENV = "ECOM_RECS_JOB"
+JOBS = (ANALYTICS_JOB, RECS_JOB)
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -120,6 +125,12 @@ def planned_children() -> list[ChildState]:
             name=ANALYTICS_JOB, addr="-",
             command=[sys.executable, "-m", "pipelines.analytics"],
             log=str(LOGS / "analytics-job.log"),
+        ))
+    if os.environ.get(RECS_JOB_ENV, "1") not in ("0", "false", "no") and "recs" in names:
+        children.append(ChildState(
+            name=RECS_JOB, addr="-",
+            command=[sys.executable, "-m", "pipelines.recs", "--every", "0"],
+            log=str(LOGS / "recs-job.log"),
         ))
     children.append(
         ChildState(
@@ -286,7 +297,7 @@ def edge_live(addr: str, timeout: float = 1.0) -> bool:
 
 
 def healthy(child: ChildState) -> bool:
-    if child.name == ANALYTICS_JOB:
+    if child.name in JOBS:
         # A Spark job has no health endpoint; it is up while its process is
         # (its progress, lag included, is in `status`).
         return child.pid is not None and pid_alive(child.pid)
