@@ -115,3 +115,18 @@ def test_offline_metrics() -> None:
     ideal = 1 + 1 / math.log2(3)
     assert m.ndcg == pytest.approx((dcg / ideal) / 2)
     assert m.users == 2
+
+
+def test_the_supervisor_runs_the_training_job_with_svc_recs_unless_told_not_to(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra import services
+
+    monkeypatch.setenv("ECOM_SERVICES", "recs")
+    monkeypatch.delenv("ECOM_RECS_JOB", raising=False)
+    children = {c.name: c for c in services.planned_children()}
+    assert children[services.RECS_JOB].command[1:] == ["-m", "pipelines.recs", "--every", "0"]
+    monkeypatch.setenv("ECOM_RECS_JOB", "0")
+    assert services.RECS_JOB not in {c.name for c in services.planned_children()}
+    monkeypatch.setenv("ECOM_SERVICES", "users")
+    monkeypatch.delenv("ECOM_RECS_JOB")
+    assert services.RECS_JOB not in {c.name for c in services.planned_children()}
