@@ -65,9 +65,10 @@ class History:
         self.user_a = f"rx-a-{self.tag}"
         self.phone_fans = [f"rx-pf{n}-{self.tag}" for n in range(8)]
         self.book_fans = [f"rx-bf{n}-{self.tag}" for n in range(8)]
-        # Bought by A, and out of stock everywhere.
+        # Bought by A; and a phone A's taste points at (bought by the fans
+        # who bought A's phones), out of stock everywhere.
         self.a_bought = self.phones[:2]
-        self.out_of_stock = self.phones[4]
+        self.out_of_stock = self.phones[2]
 
     def category_of(self, item: str) -> str:
         return "mobiles" if item in self.phones else "books"

@@ -220,7 +220,7 @@ def test_a_refresh_during_reads_never_mixes_two_versions(
                     metadata=rs.ADMIN, timeout=10))
             except grpc.RpcError as exc:  # pragma: no cover - reported below
                 failures.append(exc)
-            time.sleep(0.05)
+            time.sleep(0.2)
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -259,13 +259,17 @@ def test_flips_under_load_never_mix_versions_and_old_ones_are_dropped(
     version's scores only, and at most two versions stay stored."""
     phones = [p for p in history.phones if p not in history.a_bought]
     answers: list[pb.ListUserRecommendationsResponse] = []
+    failures: list[BaseException] = []
     done = threading.Event()
 
     def read() -> None:
         while not done.is_set():
-            answers.append(stub.ListUserRecommendations(
-                pb.ListUserRecommendationsRequest(user_id=history.user_a), metadata=rs.ADMIN,
-                timeout=10))
+            try:
+                answers.append(stub.ListUserRecommendations(
+                    pb.ListUserRecommendationsRequest(user_id=history.user_a),
+                    metadata=rs.ADMIN, timeout=10))
+            except grpc.RpcError as exc:  # pragma: no cover - reported below
+                failures.append(exc)
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -281,9 +285,15 @@ def test_flips_under_load_never_mix_versions_and_old_ones_are_dropped(
                 counts=recs_store.ModelCounts(users=1))
             recs_store.publish(cassandra, version, rs.recent(hours=0), lists)
             published[version] = score
+        # Read on until the last version shows.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                a.model_version == version for a in answers):
+            time.sleep(0.1)
     finally:
         done.set()
         reader.join()
+    assert not failures, failures[:3]
     mixed = [a for a in answers if a.model_version in published
              and {r.score for r in a.recommendations} != {published[a.model_version]}]
     assert not mixed, mixed[:1]
