@@ -75,4 +75,5 @@ test-unit: $(STAMP)
 
 # Benchmarks (tests/perf): print latency percentiles, throughput and ratios.
 bench: $(STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
 	ECOM_BENCH=1 $(PY) -m pytest -p no:cacheprovider -s tests/perf $(PYTEST_ARGS)

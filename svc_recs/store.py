@@ -69,6 +69,7 @@ SCHEMA = [
         caller text, request_id text, result text,
         PRIMARY KEY ((caller, request_id)))""",
 ]
+SCHEMA_TIMEOUT = 60.0
 # A refresh's answer is kept this long for retries with its request id.
 REFRESH_TTL_SECONDS = 86_400
 
@@ -99,16 +100,18 @@ def connect(contact_points: list[tuple[str, int]], keyspace: str, *,
         reconnection_policy=ConstantReconnectionPolicy(1.0, None),
     )
     session = cluster.connect()
+    # Schema changes wait for agreement: far slower than reads, so they get
+    # their own timeout whatever the session's request timeout is.
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}", timeout=SCHEMA_TIMEOUT)
     session.set_keyspace(keyspace)
     return session
 
 
 def create_schema(session: Any) -> None:
     for stmt in SCHEMA:
-        session.execute(stmt)
+        session.execute(stmt, timeout=SCHEMA_TIMEOUT)
 
 
 def _utc(value: datetime | None) -> datetime | None:

