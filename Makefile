@@ -88,6 +88,7 @@ test-unit: $(STAMP)
 # end with one table of every figure (path, ours, baseline, ratio) and write
 # it as JSON under .bench/ (git-ignored).
 bench: $(STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
 	ECOM_BENCH=1 $(PY) -m pytest -p no:cacheprovider -s tests/perf $(PYTEST_ARGS)
 
 # Compare two benchmark runs: `make bench-compare A B` (file names under

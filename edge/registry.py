@@ -73,6 +73,7 @@ PUBLIC_RPCS: frozenset[str] = frozenset(
         "ecom.serviceability.v1.ServiceabilityService.CheckServiceability",
         "ecom.serviceability.v1.ServiceabilityService.ListWarehouses",
         "ecom.recommendations.v1.RecommendationService.ListCategoryRecommendations",
+        "ecom.recommendations.v1.RecommendationService.ListItemRecommendations",
     }
 )
 
@@ -96,6 +97,8 @@ TIMEOUT_OVERRIDES: dict[str, float] = {
     "ecom.inventory.v1.InventoryService.BatchSetStock": 30.0,
     # An archive run moves up to 100,000 orders in batches.
     "ecom.orderhistory.v1.OrderHistoryService.ArchiveOrders": 300.0,
+    # Trains a Spark ALS model (waiting for a training already running).
+    "ecom.recommendations.v1.RecommendationService.RefreshRecommendations": 1200.0,
 }
 
 

@@ -65,6 +65,11 @@ REPLICAS_ENV = "ECOM_REPLICAS"
 DEFAULT_REPLICAS = 2
 # Replica N of a service given one address listens N * this above its port.
 REPLICA_PORT_STEP = 100
+# The recommendations training (pipelines/recs.py --every), supervised when
+# `recs` runs; ECOM_RECS_JOB=0 leaves it out. Period: ECOM_RECS_INTERVAL_SECONDS.
+RECS_JOB = "recs-job"
+RECS_JOB_ENV = "ECOM_RECS_JOB"
+JOBS = (ANALYTICS_JOB, RECS_JOB)
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -190,6 +195,12 @@ def planned_children() -> list[ChildState]:
             command=[sys.executable, "-m", "edge.static", "--addr", settings.web_addr,
                      "--dir", str(WEB_DIST)],
             log=str(LOGS / "web.log"),
+        ))
+    if os.environ.get(RECS_JOB_ENV, "1") not in ("0", "false", "no") and "recs" in names:
+        children.append(ChildState(
+            name=RECS_JOB, addr="-",
+            command=[sys.executable, "-m", "pipelines.recs", "--every", "0"],
+            log=str(LOGS / "recs-job.log"),
         ))
     children.append(
         ChildState(
@@ -366,7 +377,7 @@ def web_serving(addr: str, timeout: float = 1.0) -> bool:
 
 
 def healthy(child: ChildState) -> bool:
-    if child.name == ANALYTICS_JOB:
+    if child.name in JOBS:
         # A Spark job has no health endpoint; it is up while its process is
         # (its progress, lag included, is in `status`).
         return child.pid is not None and pid_alive(child.pid)

@@ -1,9 +1,4 @@
-"""Recommendations per user and per category, served from Cassandra, trained by
-Spark ALS in pipelines/.
-
-Every service has the same shape (see docs/architecture.md): ``domain.py`` (pure
-rules, no I/O), ``store.py`` (persistence), ``service.py`` (use cases),
-``api.py`` (the gRPC servicer), ``consumers.py`` (Kafka handlers) and
-``main.py`` (wiring through ``mesh``). The modules are added with the issue
-that implements the service; the contract is already in ``proto/``.
-"""
+"""svc_recs: recommendations served from Cassandra. The lists are trained by
+the Spark ALS job in pipelines/recs.py from the event lake and published
+under a model version; this service reads the version the pointer names,
+hydrates the hits from the catalog and filters what cannot be bought."""

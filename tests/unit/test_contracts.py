@@ -72,6 +72,12 @@ REST_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/v1/categories/{category}/recommendations"): (
         "ecom.recommendations.v1.RecommendationService.ListCategoryRecommendations"
     ),
+    ("GET", "/v1/items/{item_id}/recommendations"): (
+        "ecom.recommendations.v1.RecommendationService.ListItemRecommendations"
+    ),
+    ("POST", "/v1/recommendations:refresh"): (
+        "ecom.recommendations.v1.RecommendationService.RefreshRecommendations"
+    ),
     ("GET", "/v1/users/{user_id}/notifications"): (
         "ecom.notifications.v1.NotificationService.ListUserNotifications"
     ),

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-ecom/recommendations/v1/recommendations.proto\x12\x17\x65\x63om.recommendations.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x85\x01\n\x0eRecommendation\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12!\n\x05price\x18\x05 \x01(\x0b\x32\x12.google.type.Money\x12\x11\n\timage_url\x18\x06 \x01(\t\"^\n\x1eListUserRecommendationsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xd8\x01\n\x1fListUserRecommendationsResponse\x12@\n\x0frecommendations\x18\x01 \x03(\x0b\x32\'.ecom.recommendations.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x31\n\rgenerate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x61llback\x18\x05 \x01(\x08\"c\n\"ListCategoryRecommendationsRequest\x12\x16\n\x08\x63\x61tegory\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xdc\x01\n#ListCategoryRecommendationsResponse\x12@\n\x0frecommendations\x18\x01 \x03(\x0b\x32\'.ecom.recommendations.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x31\n\rgenerate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x61llback\x18\x05 \x01(\x08\x32\xa1\x03\n\x15RecommendationService\x12\xb9\x01\n\x17ListUserRecommendations\x12\x37.ecom.recommendations.v1.ListUserRecommendationsRequest\x1a\x38.ecom.recommendations.v1.ListUserRecommendationsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/users/{user_id}/recommendations\x12\xcb\x01\n\x1bListCategoryRecommendations\x12;.ecom.recommendations.v1.ListCategoryRecommendationsRequest\x1a<.ecom.recommendations.v1.ListCategoryRecommendationsResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/categories/{category}/recommendationsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-ecom/recommendations/v1/recommendations.proto\x12\x17\x65\x63om.recommendations.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x85\x01\n\x0eRecommendation\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12!\n\x05price\x18\x05 \x01(\x0b\x32\x12.google.type.Money\x12\x11\n\timage_url\x18\x06 \x01(\t\"v\n\x1eListUserRecommendationsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x16\n\x08\x63\x61tegory\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\xe8\x01\n\x1fListUserRecommendationsResponse\x12@\n\x0frecommendations\x18\x01 \x03(\x0b\x32\'.ecom.recommendations.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x31\n\rgenerate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x61llback\x18\x05 \x01(\x08\x12\x0e\n\x06source\x18\x06 \x01(\t\"c\n\"ListCategoryRecommendationsRequest\x12\x16\n\x08\x63\x61tegory\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xec\x01\n#ListCategoryRecommendationsResponse\x12@\n\x0frecommendations\x18\x01 \x03(\x0b\x32\'.ecom.recommendations.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x31\n\rgenerate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x61llback\x18\x05 \x01(\x08\x12\x0e\n\x06source\x18\x06 \x01(\t\"^\n\x1eListItemRecommendationsRequest\x12\x15\n\x07item_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xe8\x01\n\x1fListItemRecommendationsResponse\x12@\n\x0frecommendations\x18\x01 \x03(\x0b\x32\'.ecom.recommendations.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x31\n\rgenerate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x61llback\x18\x05 \x01(\x08\x12\x0e\n\x06source\x18\x06 \x01(\t\"9\n\x1dRefreshRecommendationsRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\"\x92\x02\n\x1eRefreshRecommendationsResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x31\n\rgenerate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05users\x18\x03 \x01(\x03\x12\r\n\x05items\x18\x04 \x01(\x03\x12\x14\n\x0cinteractions\x18\x05 \x01(\x03\x12\x12\n\nuser_lists\x18\x06 \x01(\x03\x12\x16\n\x0e\x63\x61tegory_lists\x18\x07 \x01(\x03\x12\x15\n\rsimilar_lists\x18\x08 \x01(\x03\x12\x18\n\x10\x64ropped_versions\x18\t \x01(\x03\x12\x15\n\rtrain_seconds\x18\n \x01(\x01\x32\x91\x06\n\x15RecommendationService\x12\xb9\x01\n\x17ListUserRecommendations\x12\x37.ecom.recommendations.v1.ListUserRecommendationsRequest\x1a\x38.ecom.recommendations.v1.ListUserRecommendationsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/users/{user_id}/recommendations\x12\xcb\x01\n\x1bListCategoryRecommendations\x12;.ecom.recommendations.v1.ListCategoryRecommendationsRequest\x1a<.ecom.recommendations.v1.ListCategoryRecommendationsResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/categories/{category}/recommendations\x12\xb9\x01\n\x17ListItemRecommendations\x12\x37.ecom.recommendations.v1.ListItemRecommendationsRequest\x1a\x38.ecom.recommendations.v1.ListItemRecommendationsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/items/{item_id}/recommendations\x12\xb1\x01\n\x16RefreshRecommendations\x12\x36.ecom.recommendations.v1.RefreshRecommendationsRequest\x1a\x37.ecom.recommendations.v1.RefreshRecommendationsResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/recommendations:refresh:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,22 +37,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LISTUSERRECOMMENDATIONSREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_LISTUSERRECOMMENDATIONSREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
+  _globals['_LISTUSERRECOMMENDATIONSREQUEST'].fields_by_name['category']._loaded_options = None
+  _globals['_LISTUSERRECOMMENDATIONSREQUEST'].fields_by_name['category']._serialized_options = b'\342A\001\001'
   _globals['_LISTCATEGORYRECOMMENDATIONSREQUEST'].fields_by_name['category']._loaded_options = None
   _globals['_LISTCATEGORYRECOMMENDATIONSREQUEST'].fields_by_name['category']._serialized_options = b'\342A\001\002'
+  _globals['_LISTITEMRECOMMENDATIONSREQUEST'].fields_by_name['item_id']._loaded_options = None
+  _globals['_LISTITEMRECOMMENDATIONSREQUEST'].fields_by_name['item_id']._serialized_options = b'\342A\001\002'
+  _globals['_REFRESHRECOMMENDATIONSREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_REFRESHRECOMMENDATIONSREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['ListUserRecommendations']._loaded_options = None
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['ListUserRecommendations']._serialized_options = b'\202\323\344\223\002%\022#/v1/users/{user_id}/recommendations'
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['ListCategoryRecommendations']._loaded_options = None
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['ListCategoryRecommendations']._serialized_options = b'\202\323\344\223\002+\022)/v1/categories/{category}/recommendations'
+  _globals['_RECOMMENDATIONSERVICE'].methods_by_name['ListItemRecommendations']._loaded_options = None
+  _globals['_RECOMMENDATIONSERVICE'].methods_by_name['ListItemRecommendations']._serialized_options = b'\202\323\344\223\002%\022#/v1/items/{item_id}/recommendations'
+  _globals['_RECOMMENDATIONSERVICE'].methods_by_name['RefreshRecommendations']._loaded_options = None
+  _globals['_RECOMMENDATIONSERVICE'].methods_by_name['RefreshRecommendations']._serialized_options = b'\202\323\344\223\002 \"\033/v1/recommendations:refresh:\001*'
   _globals['_RECOMMENDATION']._serialized_start=196
   _globals['_RECOMMENDATION']._serialized_end=329
   _globals['_LISTUSERRECOMMENDATIONSREQUEST']._serialized_start=331
-  _globals['_LISTUSERRECOMMENDATIONSREQUEST']._serialized_end=425
-  _globals['_LISTUSERRECOMMENDATIONSRESPONSE']._serialized_start=428
-  _globals['_LISTUSERRECOMMENDATIONSRESPONSE']._serialized_end=644
-  _globals['_LISTCATEGORYRECOMMENDATIONSREQUEST']._serialized_start=646
-  _globals['_LISTCATEGORYRECOMMENDATIONSREQUEST']._serialized_end=745
-  _globals['_LISTCATEGORYRECOMMENDATIONSRESPONSE']._serialized_start=748
-  _globals['_LISTCATEGORYRECOMMENDATIONSRESPONSE']._serialized_end=968
-  _globals['_RECOMMENDATIONSERVICE']._serialized_start=971
-  _globals['_RECOMMENDATIONSERVICE']._serialized_end=1388
+  _globals['_LISTUSERRECOMMENDATIONSREQUEST']._serialized_end=449
+  _globals['_LISTUSERRECOMMENDATIONSRESPONSE']._serialized_start=452
+  _globals['_LISTUSERRECOMMENDATIONSRESPONSE']._serialized_end=684
+  _globals['_LISTCATEGORYRECOMMENDATIONSREQUEST']._serialized_start=686
+  _globals['_LISTCATEGORYRECOMMENDATIONSREQUEST']._serialized_end=785
+  _globals['_LISTCATEGORYRECOMMENDATIONSRESPONSE']._serialized_start=788
+  _globals['_LISTCATEGORYRECOMMENDATIONSRESPONSE']._serialized_end=1024
+  _globals['_LISTITEMRECOMMENDATIONSREQUEST']._serialized_start=1026
+  _globals['_LISTITEMRECOMMENDATIONSREQUEST']._serialized_end=1120
+  _globals['_LISTITEMRECOMMENDATIONSRESPONSE']._serialized_start=1123
+  _globals['_LISTITEMRECOMMENDATIONSRESPONSE']._serialized_end=1355
+  _globals['_REFRESHRECOMMENDATIONSREQUEST']._serialized_start=1357
+  _globals['_REFRESHRECOMMENDATIONSREQUEST']._serialized_end=1414
+  _globals['_REFRESHRECOMMENDATIONSRESPONSE']._serialized_start=1417
+  _globals['_REFRESHRECOMMENDATIONSRESPONSE']._serialized_end=1691
+  _globals['_RECOMMENDATIONSERVICE']._serialized_start=1694
+  _globals['_RECOMMENDATIONSERVICE']._serialized_end=2479
 # @@protoc_insertion_point(module_scope)

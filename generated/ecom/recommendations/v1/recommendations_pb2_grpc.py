@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class RecommendationServiceStub:
-    """Read-only recommendation lists. The user list is limited to its owner or
-    an `admin`; category lists are public.
+    """Recommendation lists. The user list is limited to its owner or an
+    `admin`; category and similar-item lists are public; a refresh is for
+    admins.
     """
 
     def __init__(self, channel):
@@ -46,11 +47,22 @@ class RecommendationServiceStub:
                 request_serializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListCategoryRecommendationsRequest.SerializeToString,
                 response_deserializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListCategoryRecommendationsResponse.FromString,
                 _registered_method=True)
+        self.ListItemRecommendations = channel.unary_unary(
+                '/ecom.recommendations.v1.RecommendationService/ListItemRecommendations',
+                request_serializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListItemRecommendationsRequest.SerializeToString,
+                response_deserializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListItemRecommendationsResponse.FromString,
+                _registered_method=True)
+        self.RefreshRecommendations = channel.unary_unary(
+                '/ecom.recommendations.v1.RecommendationService/RefreshRecommendations',
+                request_serializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.RefreshRecommendationsRequest.SerializeToString,
+                response_deserializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.RefreshRecommendationsResponse.FromString,
+                _registered_method=True)
 
 
 class RecommendationServiceServicer:
-    """Read-only recommendation lists. The user list is limited to its owner or
-    an `admin`; category lists are public.
+    """Recommendation lists. The user list is limited to its owner or an
+    `admin`; category and similar-item lists are public; a refresh is for
+    admins.
     """
 
     def ListUserRecommendations(self, request, context):
@@ -62,6 +74,24 @@ class RecommendationServiceServicer:
 
     def ListCategoryRecommendations(self, request, context):
         """Items recommended within a category (category page), best first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListItemRecommendations(self, request, context):
+        """Items similar to an item ("customers who bought this also bought"),
+        from the item factors of the model, best first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshRecommendations(self, request, context):
+        """Train a new model from the event lake now, publish it and return its
+        version and counts (admin). Runs at most one training at a time across
+        every copy of the service and the periodic job; a call made while one
+        runs waits for it and then trains again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -80,6 +110,16 @@ def add_RecommendationServiceServicer_to_server(servicer, server):
                     request_deserializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListCategoryRecommendationsRequest.FromString,
                     response_serializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListCategoryRecommendationsResponse.SerializeToString,
             ),
+            'ListItemRecommendations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListItemRecommendations,
+                    request_deserializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListItemRecommendationsRequest.FromString,
+                    response_serializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListItemRecommendationsResponse.SerializeToString,
+            ),
+            'RefreshRecommendations': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshRecommendations,
+                    request_deserializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.RefreshRecommendationsRequest.FromString,
+                    response_serializer=ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.RefreshRecommendationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ecom.recommendations.v1.RecommendationService', rpc_method_handlers)
@@ -89,8 +129,9 @@ def add_RecommendationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RecommendationService:
-    """Read-only recommendation lists. The user list is limited to its owner or
-    an `admin`; category lists are public.
+    """Recommendation lists. The user list is limited to its owner or an
+    `admin`; category and similar-item lists are public; a refresh is for
+    admins.
     """
 
     @staticmethod
@@ -137,6 +178,60 @@ class RecommendationService:
             '/ecom.recommendations.v1.RecommendationService/ListCategoryRecommendations',
             ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListCategoryRecommendationsRequest.SerializeToString,
             ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListCategoryRecommendationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListItemRecommendations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecom.recommendations.v1.RecommendationService/ListItemRecommendations',
+            ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListItemRecommendationsRequest.SerializeToString,
+            ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.ListItemRecommendationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshRecommendations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecom.recommendations.v1.RecommendationService/RefreshRecommendations',
+            ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.RefreshRecommendationsRequest.SerializeToString,
+            ecom_dot_recommendations_dot_v1_dot_recommendations__pb2.RefreshRecommendationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
