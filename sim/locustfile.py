@@ -285,6 +285,61 @@ class Shopper(HttpUser):
                   name="/v1/users/{user_id}/wishlist")
 
 
+    # -- recommendations (when the edge serves them) --------------------------
+
+    @task(1)
+    def see_recommendations(self) -> None:
+        """Read the own and a favourite category's recommendations and the
+        similar items of a viewed one, and open one of them (a click)."""
+        if not RECS or not self.ready():
+            return
+        picks: list[str] = []
+        if "user" in RECS:
+            status, body = self.call("GET", f"/v1/users/{self.user_id}/recommendations",
+                                     name="/v1/users/{user_id}/recommendations")
+            picks += shopper.recommended_ids(body) if status == 200 else []
+        if "category" in RECS:
+            category = shopper.pick_category(self.profile, self.rng, KNOBS.favourite_share)
+            status, body = self.call("GET", f"/v1/categories/{category}/recommendations",
+                                     name="/v1/categories/{category}/recommendations")
+            picks += shopper.recommended_ids(body) if status == 200 else []
+        if "item" in RECS and self.wishlist:
+            item_id = self.rng.choice(self.wishlist)
+            status, body = self.call("GET", f"/v1/items/{item_id}/recommendations",
+                                     name="/v1/items/{item_id}/recommendations")
+            picks += shopper.recommended_ids(body) if status == 200 else []
+        if picks:
+            self.view(self.rng.choice(picks[:5]))
+
+
+# Which recommendation routes the edge serves ("user", "category", "item"),
+# found once at the start: a run against a system without svc_recs skips
+# them instead of counting failures.
+RECS: set[str] = set()
+
+
+@events.test_start.add_listener
+def _probe_recommendations(environment: Any, **_: Any) -> None:
+    import requests
+
+    host = (environment.host or "").rstrip("/")
+    # Public routes, asked without a token; a user's own list comes from the
+    # same service as the category lists.
+    for kind, path in (("category", "/v1/categories/mobiles/recommendations"),
+                       ("item", "/v1/items/sim-probe/recommendations")):
+        try:
+            resp = requests.get(host + path, timeout=10)
+        except requests.RequestException:
+            continue
+        if shopper.route_served(resp.status_code, resp.headers.get("content-type", ""),
+                                resp.content):
+            RECS.add(kind)
+    if "category" in RECS:
+        RECS.add("user")
+    print(f"sim: recommendation routes served: {', '.join(sorted(RECS)) or 'none'}",
+          flush=True)
+
+
 @events.quitting.add_listener
 def _print_summary(environment: Any, **_: Any) -> None:
     print(JOURNAL.summary(), flush=True)

@@ -259,6 +259,24 @@ def deliverable_hits(search_body: Any) -> list[dict[str, Any]]:
             if isinstance(h, dict) and (h.get("delivery") or {}).get("deliverable")]
 
 
+def recommended_ids(body: Any) -> list[str]:
+    """Item ids of a recommendations answer, best first."""
+    if not isinstance(body, dict):
+        return []
+    return [str(r["itemId"]) for r in body.get("recommendations") or []
+            if isinstance(r, dict) and r.get("itemId")]
+
+
+def route_served(status: int, content_type: str, body: bytes) -> bool:
+    """Whether the edge routes a public path to a service, from an answer to
+    a request without a token. The edge demands a token on every path it
+    does not know as public (401), and answers a bare 404 for a path no
+    route matches; a service's own NOT_FOUND is JSON."""
+    if status == 404:
+        return "json" in content_type and bool(body.strip())
+    return status not in (0, 401)
+
+
 @dataclass
 class Journal:
     """What the run did, one JSON object a line (accounts, orders and their

@@ -165,3 +165,18 @@ def test_the_burst_runs_in_the_background_and_reports(tmp_path: Path,
     assert status.startswith("demo traffic: finished, shoppers: "), status
     log = burst.LOG_FILE.read_text()
     assert "Response time percentiles" in log and "/v1/users" in log
+
+
+def test_recommendation_routes_and_answers() -> None:
+    # The edge asks for a token on any path it does not know as public, and
+    # gives a bare 404 when no route matches; a service's NOT_FOUND is JSON.
+    assert not shopper.route_served(401, "application/json", b'{"code":16}')
+    assert not shopper.route_served(404, "", b"")
+    assert not shopper.route_served(0, "", b"")
+    assert shopper.route_served(200, "application/json", b'{"recommendations":[]}')
+    assert shopper.route_served(404, "application/json", b'{"code":5,"message":"no item"}')
+    assert shopper.route_served(503, "application/json", b'{"code":14}')
+    body = {"recommendations": [{"itemId": "a", "score": 0.9}, {"score": 0.1}, "x",
+                                {"itemId": "b"}], "fallback": True}
+    assert shopper.recommended_ids(body) == ["a", "b"]
+    assert shopper.recommended_ids({}) == [] and shopper.recommended_ids(None) == []
