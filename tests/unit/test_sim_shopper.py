@@ -180,3 +180,19 @@ def test_recommendation_routes_and_answers() -> None:
                                 {"itemId": "b"}], "fallback": True}
     assert shopper.recommended_ids(body) == ["a", "b"]
     assert shopper.recommended_ids({}) == [] and shopper.recommended_ids(None) == []
+
+
+def test_make_up_reports_but_never_fails_on_the_burst(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from infra import up_all
+
+    def broken(edge_url: str) -> str:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(burst, "start", broken)
+    up_all.demo_traffic()  # does not raise
+    assert "demo traffic: not started (OSError: no space left on device)" in \
+        capsys.readouterr().out
+    monkeypatch.setattr(burst, "start", lambda url: f"demo traffic: started against {url}")
+    up_all.demo_traffic()
+    assert "demo traffic: started against http://127.0.0.1:" in capsys.readouterr().out
