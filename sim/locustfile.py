@@ -40,6 +40,7 @@ _numbers = itertools.count(1)
 # Status codes worth retrying a write for, with its key: the edge or a
 # service was briefly unreachable (0 is Locust's "no response").
 RETRYABLE = frozenset({0, 502, 503, 504})
+EMAIL_TAKEN = frozenset({"EMAIL_TAKEN"})
 
 
 class Shopper(HttpUser):
@@ -56,6 +57,11 @@ class Shopper(HttpUser):
         self.user_id = ""
         self.token = ""
         self.address_id = ""
+        # One key each for the account and the address, however often they
+        # are tried: a sign-up that timed out and is tried again later
+        # returns the account the first attempt made.
+        self.signup_key = shopper.idempotency_key()
+        self.address_key = shopper.idempotency_key()
         self.wishlist: list[str] = []
         self.placed: list[str] = []
 
@@ -65,14 +71,15 @@ class Shopper(HttpUser):
     # -- talking to the edge ---------------------------------------------
 
     def call(self, method: str, path: str, *, name: str, json: Any = None,
-             params: dict[str, Any] | None = None, write: bool = False,
+             params: dict[str, Any] | None = None, write: bool = False, key: str = "",
              fine: frozenset[str] = frozenset(), auth: bool = True) -> tuple[int, Any]:
         """One request, counted under ``name``. A 200 succeeds; a refusal
         whose ErrorInfo reason is in ``fine`` is a normal shop answer (also
         counted as a success); anything else is a failure. A RETRYABLE
         answer is retried (twice at most, as a storefront would), a write
-        with the same idempotency key; an expired token is renewed once."""
-        key = shopper.idempotency_key() if write else ""
+        with the same idempotency key (``key``, or a new one per call); an
+        expired token is renewed once."""
+        key = key or (shopper.idempotency_key() if write else "")
         renewed = False
         for attempt in range(3):
             headers = {"Authorization": f"Bearer {self.token}"} if auth and self.token else {}
@@ -115,12 +122,15 @@ class Shopper(HttpUser):
         p = self.profile
         if not self.user_id:
             status, body = self.call("POST", "/v1/users", name="/v1/users", write=True,
-                                     auth=False, json={"email": p.email, "password":
-                                                       shopper.PASSWORD, "name": p.name,
-                                                       "phone": p.phone})
-            if status != 200:
+                                     key=self.signup_key, auth=False, fine=EMAIL_TAKEN,
+                                     json={"email": p.email, "password": shopper.PASSWORD,
+                                           "name": p.name, "phone": p.phone})
+            if status == 200:
+                self.user_id = str(body["userId"])
+            elif not (shopper.error_reason(body) in EMAIL_TAKEN and self.log_in()):
+                # (EMAIL_TAKEN: made by an attempt whose answer was lost; the
+                # account is ours and logging in names it.)
                 return False
-            self.user_id = str(body["userId"])
             JOURNAL.record("signed_up", user_id=self.user_id, email=p.email,
                            favourites=list(p.favourites), pincode=p.pincode)
         if not self.token and not self.log_in():
@@ -128,7 +138,7 @@ class Shopper(HttpUser):
         if not self.address_id:
             status, body = self.call(
                 "POST", f"/v1/users/{self.user_id}/addresses",
-                name="/v1/users/{user_id}/addresses", write=True,
+                name="/v1/users/{user_id}/addresses", write=True, key=self.address_key,
                 json={"address": {"name": p.name, "lines": [p.street], "city": p.city.name,
                                   "state": p.city.state, "pincode": p.pincode,
                                   "phone": p.phone}})
@@ -145,6 +155,7 @@ class Shopper(HttpUser):
         if status != 200:
             return False
         self.token = str(body["accessToken"])
+        self.user_id = str(body.get("userId") or self.user_id)
         return True
 
     def ready(self) -> bool:
