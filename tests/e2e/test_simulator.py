@@ -209,7 +209,7 @@ def _kafka_events(stack, topics: list[str]) -> list[Any]:  # type: ignore[no-unt
     try:
         out = []
         for topic in topics:
-            meta = consumer.list_topics(stack.topic(topic), timeout=10).topics[stack.topic(topic)]
+            meta = consumer.list_topics(stack.topic(topic), timeout=30).topics[stack.topic(topic)]
             for p in meta.partitions:
                 low, high = consumer.get_watermark_offsets(
                     TopicPartition(stack.topic(topic), p), timeout=10)
@@ -240,9 +240,14 @@ def test_the_shoppers_events_reach_kafka(run: dict[str, Any], stack) -> None:  #
     users = {x["user_id"] for x in lines if x["kind"] == "signed_up"}
 
     def seen() -> dict[str, set[Any]]:
-        events = _kafka_events(stack, ["orders.lifecycle", "cart.events", "search.queries"])
+        from confluent_kafka import KafkaException
+
         got: dict[str, set[Any]] = {"placed": set(), "carted": set(), "wished": set(),
                                     "searchers": set()}
+        try:
+            events = _kafka_events(stack, ["orders.lifecycle", "cart.events", "search.queries"])
+        except KafkaException:  # a broker slow to answer on a busy machine: ask again
+            return got
         for env in events:
             case = env.WhichOneof("payload")
             if case == "order_transitioned" and env.order_transitioned.to_state == 2:
@@ -261,7 +266,7 @@ def test_the_shoppers_events_reach_kafka(run: dict[str, Any], stack) -> None:  #
     assert orders_pb2.ORDER_STATE_PLACED == 2
     until("the run's events on Kafka", seen,
           lambda got: placed <= got["placed"] and carted <= got["carted"]
-          and wished <= got["wished"] and users <= got["searchers"], timeout=120, interval=2)
+          and wished <= got["wished"] and users <= got["searchers"], timeout=300, interval=2)
 
 
 # One or more Spark runs (a JVM start and a micro-batch each): minutes on a
