@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from infra import stack, tools
 from infra.core import InfraError, rss_bytes, tail
@@ -39,33 +40,64 @@ def main(argv: list[str] | None = None) -> int:
         return doctor.main(["--for", args.scope])
 
     try:
-        if args.cmd == "up":
-            t0 = time.monotonic()
-            stack.up(args.names)
-            print(f"stack up in {time.monotonic() - t0:.1f}s")
-            print_status(args.names)
-        elif args.cmd == "down":
-            stack.down(args.names)
-        elif args.cmd == "status":
-            return 0 if print_status(args.names) else 1
-        elif args.cmd == "reset":
-            for s in stack.select(args.names):
-                s.reset()
-        elif args.cmd == "install":
-            if not args.names:
-                tools.install_all()
-            for s in stack.select(args.names):
-                s.install()
-        elif args.cmd == "logs":
-            (server,) = stack.select([args.name])
-            print(tail(server.log_file, args.n))
-        elif args.cmd == "env":
-            for k, v in stack.env().items():
-                print(f"export {k}={v}")
+        return _COMMANDS[args.cmd](args)
     except InfraError as exc:
         print(f"infra: {exc}", file=sys.stderr)
         return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    stack.up(args.names)
+    print(f"stack up in {time.monotonic() - t0:.1f}s")
+    print_status(args.names)
     return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stack.down(args.names)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    return 0 if print_status(args.names) else 1
+
+
+def _reset(args: argparse.Namespace) -> int:
+    for s in stack.select(args.names):
+        s.reset()
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    if not args.names:
+        tools.install_all()
+    for s in stack.select(args.names):
+        s.install()
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    (server,) = stack.select([args.name])
+    print(tail(server.log_file, args.n))
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    for k, v in stack.env().items():
+        print(f"export {k}={v}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": _up,
+    "down": _down,
+    "status": _status,
+    "reset": _reset,
+    "install": _install,
+    "logs": _logs,
+    "env": _env,
+}
 
 
 def print_status(names: list[str] | None) -> bool:

@@ -1,7 +1,7 @@
 """Lint the contracts with buf and the Python tree with ruff; check wire
 compatibility of the contracts against another git ref.
 
-    python -m infra.lint                 # buf lint + ruff check; non-zero on findings
+    python -m infra.lint                 # buf lint + ruff check + mypy; non-zero on findings
     python -m infra.lint --breaking main # buf breaking against main's generated/ecom.protoset
 
 buf cannot resolve `google/api/*`, `google/type/*`, `google/rpc/*` and
@@ -61,6 +61,18 @@ def ruff_check() -> int:
     return subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT).returncode
 
 
+# The packages mypy checks (configuration in pyproject.toml).
+MYPY_TARGETS = ("mesh", "tests")
+
+
+def mypy_check() -> int:
+    """mypy over the services, mesh and the tests."""
+    services = sorted(str(p.name) for p in ROOT.glob("svc_*") if p.is_dir())
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", *services, *MYPY_TARGETS], cwd=ROOT
+    ).returncode
+
+
 def buf_breaking(against_ref: str) -> int:
     """Compare the working tree's contracts with the descriptor set committed at
     `against_ref`. Returns buf's exit code (0 when compatible)."""
@@ -117,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("buf lint: clean")
     if ruff_check() != 0:
+        failed = True
+    if mypy_check() != 0:
         failed = True
     return 1 if failed else 0
 

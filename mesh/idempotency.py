@@ -209,6 +209,25 @@ class IdempotencyGuard:
         setattr(request, KEY_FIELD, fresh_key())
         return False
 
+    async def _join_inflight(self, scope: str, fp: str, key: str) -> tuple[bool, Any]:
+        """Wait for a concurrent call with the same key and request; (True,
+        its answer), or (False, None) when none is running (any more)."""
+        while True:
+            inflight = self._inflight.get(scope)
+            if inflight is None:
+                return False, None
+            other_fp, theirs = inflight
+            if other_fp != fp:
+                raise request_id_reused(key, "another request with this key is in progress")
+            try:
+                return True, await asyncio.shield(theirs)
+            except asyncio.CancelledError:
+                if theirs.cancelled():
+                    # The first caller went away mid-call: run it ourselves
+                    # (the service's own deduplication keeps it to one effect).
+                    continue
+                raise
+
     async def run(
         self,
         method: str,
@@ -226,21 +245,9 @@ class IdempotencyGuard:
         known = await self.store.get(scope)
         if known is not None and known != fp:
             raise request_id_reused(key)
-        while True:
-            inflight = self._inflight.get(scope)
-            if inflight is None:
-                break
-            other_fp, theirs = inflight
-            if other_fp != fp:
-                raise request_id_reused(key, "another request with this key is in progress")
-            try:
-                return await asyncio.shield(theirs)
-            except asyncio.CancelledError:
-                if theirs.cancelled():
-                    # The first caller went away mid-call: run it ourselves
-                    # (the service's own deduplication keeps it to one effect).
-                    continue
-                raise
+        joined, answer = await self._join_inflight(scope, fp, key)
+        if joined:
+            return answer
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[scope] = (fp, future)
         try:

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 
 from google.type import money_pb2
 
+from mesh.errors import FieldViolation
+
 INR = "INR"
 NANOS_PER_UNIT = 1_000_000_000
 NANOS_PER_PAISA = 10_000_000
@@ -78,6 +80,40 @@ def to_paise(value: money_pb2.Money) -> int:
     if rest:
         raise MoneyError("INR amounts have at most two decimal places")
     return paise
+
+
+def paise_parts(paise: int) -> tuple[int, int]:
+    """Whole paise as the (units, nanos) of a Money, both with the amount's sign."""
+    return split(paise * NANOS_PER_PAISA)
+
+
+def paise_of(value: money_pb2.Money) -> int:
+    """INR Money from a peer or an event as whole paise, sub-paisa nanos
+    rounded down; an unset Money (no currency) is zero paise. Raises
+    :class:`MoneyError` for another currency."""
+    if value.currency_code not in (INR, "") or (
+        not value.currency_code and (value.units or value.nanos)
+    ):
+        raise MoneyError(f"expected currency {INR}, got {value.currency_code!r}")
+    return (value.units * NANOS_PER_UNIT + value.nanos) // NANOS_PER_PAISA
+
+
+def inr_violations(
+    field: str, currency: str, units: int, nanos: int, *, currency_optional: bool = False
+) -> list[FieldViolation]:
+    """Why Money parts given by a client are not a valid INR amount in whole
+    paise (each violation names ``field.currency_code`` or ``field.nanos``);
+    empty when they are. ``currency_optional`` accepts an unset currency."""
+    out: list[FieldViolation] = []
+    if currency != INR and not (currency_optional and currency == ""):
+        out.append(FieldViolation(f"{field}.currency_code", f"must be {INR}"))
+    if not -NANOS_PER_UNIT < nanos < NANOS_PER_UNIT:
+        out.append(FieldViolation(f"{field}.nanos", "must be within +-999,999,999"))
+    elif (units > 0 and nanos < 0) or (units < 0 and nanos > 0):
+        out.append(FieldViolation(f"{field}.nanos", "must have the same sign as units"))
+    elif nanos % NANOS_PER_PAISA:
+        out.append(FieldViolation(f"{field}.nanos", "INR has at most 2 decimal places"))
+    return out
 
 
 def multiply(value: money_pb2.Money, quantity: int) -> money_pb2.Money:

@@ -26,6 +26,7 @@ search_queries     search_query_recorded
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -195,58 +196,102 @@ def decode_record(topic: str, value: bytes | None, prefix: str = "") -> dict[str
     return out
 
 
-def _payload(case: str, p: Any) -> dict[str, Any]:  # noqa: PLR0911 - one branch per case
-    if case == "item_upserted":
-        item = p.item
-        return {"item_id": item.item_id, "category": item.category, "title": item.title,
-                "brand": item.brand, "price_paise": paise(item.price),
-                "item_state": _enum(item, "state"), "version": item.version,
-                "created": p.created, "deleted": False, "feed_id": p.feed_id}
-    if case == "item_deleted":
-        return {"item_id": p.item_id, "version": p.version, "deleted": True}
-    if case == "stock_changed":
-        return {"item_id": p.item_id, "warehouse_id": p.warehouse_id, "available": p.available,
-                "reserved": p.reserved, "available_delta": p.available_delta,
-                "reason": _enum(p, "reason"), "order_id": p.order_id,
-                "item_total_available": p.item_total_available}
-    if case == "order_transitioned":
-        order = p.order
-        return {"order_id": p.order_id or order.order_id, "user_id": p.user_id or order.user_id,
-                "from_state": _enum(p, "from_state"), "to_state": _enum(p, "to_state"),
-                "cancel_reason": _enum(p, "cancel_reason"), "total_paise": paise(order.total),
-                "item_count": order.item_count, "from_cart": order.from_cart,
-                "lines": [{"item_id": ln.item_id, "quantity": ln.quantity,
-                           "unit_price_paise": paise(ln.unit_price),
-                           "line_total_paise": paise(ln.line_total),
-                           "warehouse_id": ln.warehouse_id} for ln in order.lines]}
-    if case in ("payment_succeeded", "payment_declined", "payment_timed_out",
-                "payment_refunded"):
-        pay = p.payment
-        out = {"payment_id": pay.payment_id, "order_id": pay.order_id, "user_id": pay.user_id,
-               "status": _enum(pay, "status"), "amount_paise": paise(pay.amount),
-               "decline_code": pay.decline_code}
-        if case == "payment_refunded":
-            out.update(refund_id=p.refund.refund_id, refund_paise=paise(p.refund.amount))
-        if case == "payment_succeeded":
-            out["late_success"] = p.late
-        return out
-    if case == "cart_item_added":
-        return {"user_id": p.user_id, "item_id": p.item_id, "quantity": p.quantity,
-                "line_quantity": p.line_quantity}
-    if case == "cart_item_removed":
-        return {"user_id": p.user_id, "item_id": p.item_id, "quantity": p.quantity,
-                "reason": _enum(p, "reason")}
-    if case == "cart_item_quantity_changed":
-        return {"user_id": p.user_id, "item_id": p.item_id, "old_quantity": p.old_quantity,
-                "quantity": p.new_quantity, "line_quantity": p.new_quantity}
-    if case == "wishlist_item_added":
-        return {"user_id": p.user_id, "item_id": p.item_id}
-    if case == "wishlist_item_removed":
-        return {"user_id": p.user_id, "item_id": p.item_id, "moved_to_cart": p.moved_to_cart}
-    # search_query_recorded
+def _item_upserted(p: Any) -> dict[str, Any]:
+    item = p.item
+    return {"item_id": item.item_id, "category": item.category, "title": item.title,
+            "brand": item.brand, "price_paise": paise(item.price),
+            "item_state": _enum(item, "state"), "version": item.version,
+            "created": p.created, "deleted": False, "feed_id": p.feed_id}
+
+
+def _item_deleted(p: Any) -> dict[str, Any]:
+    return {"item_id": p.item_id, "version": p.version, "deleted": True}
+
+
+def _stock_changed(p: Any) -> dict[str, Any]:
+    return {"item_id": p.item_id, "warehouse_id": p.warehouse_id, "available": p.available,
+            "reserved": p.reserved, "available_delta": p.available_delta,
+            "reason": _enum(p, "reason"), "order_id": p.order_id,
+            "item_total_available": p.item_total_available}
+
+
+def _order_transitioned(p: Any) -> dict[str, Any]:
+    order = p.order
+    return {"order_id": p.order_id or order.order_id, "user_id": p.user_id or order.user_id,
+            "from_state": _enum(p, "from_state"), "to_state": _enum(p, "to_state"),
+            "cancel_reason": _enum(p, "cancel_reason"), "total_paise": paise(order.total),
+            "item_count": order.item_count, "from_cart": order.from_cart,
+            "lines": [{"item_id": ln.item_id, "quantity": ln.quantity,
+                       "unit_price_paise": paise(ln.unit_price),
+                       "line_total_paise": paise(ln.line_total),
+                       "warehouse_id": ln.warehouse_id} for ln in order.lines]}
+
+
+def _payment(p: Any) -> dict[str, Any]:
+    pay = p.payment
+    return {"payment_id": pay.payment_id, "order_id": pay.order_id, "user_id": pay.user_id,
+            "status": _enum(pay, "status"), "amount_paise": paise(pay.amount),
+            "decline_code": pay.decline_code}
+
+
+def _payment_succeeded(p: Any) -> dict[str, Any]:
+    return {**_payment(p), "late_success": p.late}
+
+
+def _payment_refunded(p: Any) -> dict[str, Any]:
+    return {**_payment(p), "refund_id": p.refund.refund_id,
+            "refund_paise": paise(p.refund.amount)}
+
+
+def _cart_item_added(p: Any) -> dict[str, Any]:
+    return {"user_id": p.user_id, "item_id": p.item_id, "quantity": p.quantity,
+            "line_quantity": p.line_quantity}
+
+
+def _cart_item_removed(p: Any) -> dict[str, Any]:
+    return {"user_id": p.user_id, "item_id": p.item_id, "quantity": p.quantity,
+            "reason": _enum(p, "reason")}
+
+
+def _cart_item_quantity_changed(p: Any) -> dict[str, Any]:
+    return {"user_id": p.user_id, "item_id": p.item_id, "old_quantity": p.old_quantity,
+            "quantity": p.new_quantity, "line_quantity": p.new_quantity}
+
+
+def _wishlist_item_added(p: Any) -> dict[str, Any]:
+    return {"user_id": p.user_id, "item_id": p.item_id}
+
+
+def _wishlist_item_removed(p: Any) -> dict[str, Any]:
+    return {"user_id": p.user_id, "item_id": p.item_id, "moved_to_cart": p.moved_to_cart}
+
+
+def _search_query_recorded(p: Any) -> dict[str, Any]:
     return {"user_id": p.user_id, "query": p.query, "pincode": p.pincode,
             "category": p.category, "total_size": p.total_size, "item_ids": list(p.item_ids),
             "page_number": p.page_number, "latency_ms": p.latency_ms, "sort": _enum(p, "sort")}
+
+
+# The flat columns of each payload case.
+_PAYLOADS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "item_upserted": _item_upserted,
+    "item_deleted": _item_deleted,
+    "stock_changed": _stock_changed,
+    "order_transitioned": _order_transitioned,
+    "payment_succeeded": _payment_succeeded,
+    "payment_declined": _payment,
+    "payment_timed_out": _payment,
+    "payment_refunded": _payment_refunded,
+    "cart_item_added": _cart_item_added,
+    "cart_item_removed": _cart_item_removed,
+    "cart_item_quantity_changed": _cart_item_quantity_changed,
+    "wishlist_item_added": _wishlist_item_added,
+    "wishlist_item_removed": _wishlist_item_removed,
+}
+
+
+def _payload(case: str, p: Any) -> dict[str, Any]:
+    return _PAYLOADS.get(case, _search_query_recorded)(p)
 
 
 def normalize_query(query: str) -> str:

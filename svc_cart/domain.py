@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from mesh import validation
 from mesh.errors import FieldViolation, InvalidArgument
 
 # Defaults of the limits the contract states; main.py may override them
@@ -46,9 +47,7 @@ def check_id(name: str, value: str) -> list[FieldViolation]:
 def check_request_id(value: str) -> list[FieldViolation]:
     """Violations of an AIP-155 request id (never empty: mesh.idempotency
     gives a call without a key a fresh one)."""
-    if len(value) > MAX_REQUEST_ID:
-        return [FieldViolation("request_id", f"must be at most {MAX_REQUEST_ID} characters")]
-    return []
+    return validation.request_id_violations(value, max_length=MAX_REQUEST_ID)
 
 
 def require(*problems: list[FieldViolation]) -> None:
@@ -306,11 +305,8 @@ def price_wishlist(
     return out
 
 
-_PINCODE = re.compile(r"^[1-9][0-9]{5}$")
-
-
 def check_pincode(value: str) -> list[FieldViolation]:
     """Violations of an optional pincode filter."""
-    if value and not _PINCODE.match(value):
+    if value and not validation.is_pincode(value):
         return [FieldViolation("pincode", "must be six digits, the first 1-9")]
     return []

@@ -23,6 +23,7 @@ from ecom.events.v1 import events_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.type import money_pb2
 
+from mesh import money as mesh_money
 from mesh.errors import FieldViolation
 from svc_catalog import domain
 
@@ -50,8 +51,7 @@ def from_ts(t: timestamp_pb2.Timestamp) -> datetime:
 
 def money(paise: int) -> money_pb2.Money:
     """Whole paise as google.type.Money in INR."""
-    units, nanos = domain.paise_to_money(paise)
-    return money_pb2.Money(currency_code=domain.CURRENCY, units=units, nanos=nanos)
+    return mesh_money.from_paise(paise)
 
 
 def _value_to_py(v: struct_pb2.Value) -> Any:

@@ -168,32 +168,9 @@ class FeedApplier:
         if not good:
             return 0
         try:
-            envs = []
-            for msg in good:
-                env = events_pb2.EventEnvelope.FromString(msg.value() or b"")
-                if env.WhichOneof("payload") == "supplier_item_received":
-                    envs.append(env)  # anything else is not ours
-            results, events = await self.service.apply_feed_rows(envs)
-            reports = await publish(self.producer, [OutgoingEvent(
-                topic=self.items_topic, key=e.entity_key.encode(),
-                payload=e.SerializeToString(), event_id=e.event_id,
-                event_type=e.event_type) for e in events])
-            failed = [r for r in reports if not r.delivered]
-            if failed:
-                raise RuntimeError(f"{len(failed)} of {len(events)} item events not "
-                                   f"delivered: {failed[0].error}")
-            outcomes: dict[str, dict[int, domain.FeedRowError | None]] = defaultdict(dict)
-            for (feed_id, line), outcome in results.items():
-                outcomes[feed_id][line] = outcome
-            for feed_id, lines in outcomes.items():
-                await self.service.record_feed_outcomes(feed_id, lines)
+            await self._apply(good)
         except BaseException:
-            first: dict[tuple[str, int], int] = {}
-            for msg in good:
-                tp = (msg.topic() or "", msg.partition() or 0)
-                first.setdefault(tp, msg.offset() or 0)
-            for (topic, part), offset in first.items():
-                await asyncio.to_thread(self.consumer.seek, TopicPartition(topic, part, offset))
+            await self._rewind(good)
             raise
         last: dict[tuple[str, int], int] = {}
         for msg in good:
@@ -201,6 +178,37 @@ class FeedApplier:
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
         await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
         return len(good)
+
+    async def _apply(self, good: list[Message]) -> None:
+        """Apply a batch's feed rows, publish their items' events and record
+        each feed's outcomes."""
+        envs = []
+        for msg in good:
+            env = events_pb2.EventEnvelope.FromString(msg.value() or b"")
+            if env.WhichOneof("payload") == "supplier_item_received":
+                envs.append(env)  # anything else is not ours
+        results, events = await self.service.apply_feed_rows(envs)
+        reports = await publish(self.producer, [OutgoingEvent(
+            topic=self.items_topic, key=e.entity_key.encode(),
+            payload=e.SerializeToString(), event_id=e.event_id,
+            event_type=e.event_type) for e in events])
+        failed = [r for r in reports if not r.delivered]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(events)} item events not "
+                               f"delivered: {failed[0].error}")
+        outcomes: dict[str, dict[int, domain.FeedRowError | None]] = defaultdict(dict)
+        for (feed_id, line), outcome in results.items():
+            outcomes[feed_id][line] = outcome
+        for feed_id, lines in outcomes.items():
+            await self.service.record_feed_outcomes(feed_id, lines)
+
+    async def _rewind(self, good: list[Message]) -> None:
+        """Seek each partition back to the batch's first message."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in good:
+            first.setdefault((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
+        for (topic, part), offset in first.items():
+            await asyncio.to_thread(self.consumer.seek, TopicPartition(topic, part, offset))
 
     async def run(self) -> None:
         """Consume until cancelled; failed batches are retried after a pause."""

@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from mesh import money
 from mesh.errors import FieldViolation
 
 CURRENCY = "INR"
@@ -81,34 +82,43 @@ class AttributeSpec:
         if self.kind == "bool":
             return None if isinstance(value, bool) else "must be true or false"
         if self.kind in ("int", "number"):
-            # bool is an int subclass in Python; JSON true is not a number here.
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return "must be a number"
-            if self.kind == "int" and float(value) != int(value):
-                return "must be a whole number"
-            if self.minimum is not None and value < self.minimum:
-                return f"must be at least {_num(self.minimum)}"
-            if self.maximum is not None and value > self.maximum:
-                return f"must be at most {_num(self.maximum)}"
-            return None
+            return self._check_number(value)
         if self.kind == "str":
-            if not isinstance(value, str) or not value.strip():
-                return "must be a non-empty string"
-            if len(value) > self.max_length:
-                return f"must be at most {self.max_length} characters"
-            if self.choices is not None and value not in self.choices:
-                return f"must be one of {', '.join(sorted(self.choices))}"
-            return None
+            return self._check_str(value)
         if self.kind == "list":
-            if not isinstance(value, list) or not value:
-                return "must be a non-empty list of strings"
-            for v in value:
-                if not isinstance(v, str) or not v.strip():
-                    return "must be a non-empty list of strings"
-                if self.choices is not None and v not in self.choices:
-                    return f"values must be among {', '.join(sorted(self.choices))}"
-            return None
+            return self._check_list(value)
         raise AssertionError(f"unknown attribute kind {self.kind}")
+
+    def _check_number(self, value: Any) -> str | None:
+        # bool is an int subclass in Python; JSON true is not a number here.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+        if self.kind == "int" and float(value) != int(value):
+            return "must be a whole number"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be at least {_num(self.minimum)}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {_num(self.maximum)}"
+        return None
+
+    def _check_str(self, value: Any) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string"
+        if len(value) > self.max_length:
+            return f"must be at most {self.max_length} characters"
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(sorted(self.choices))}"
+        return None
+
+    def _check_list(self, value: Any) -> str | None:
+        if not isinstance(value, list) or not value:
+            return "must be a non-empty list of strings"
+        for v in value:
+            if not isinstance(v, str) or not v.strip():
+                return "must be a non-empty list of strings"
+            if self.choices is not None and v not in self.choices:
+                return f"values must be among {', '.join(sorted(self.choices))}"
+        return None
 
 
 def _num(x: float) -> str:
@@ -297,16 +307,8 @@ def validate_attributes(category: str, attributes: Mapping[str, Any]) -> list[Fi
 
 def money_to_paise(currency_code: str, units: int, nanos: int, path: str) -> tuple[
         int | None, list[FieldViolation]]:
-    """google.type.Money parts -> whole paise, or the violations."""
-    out: list[FieldViolation] = []
-    if currency_code != CURRENCY:
-        out.append(FieldViolation(f"{path}.currency_code", "must be INR"))
-    if not -999_999_999 <= nanos <= 999_999_999:
-        out.append(FieldViolation(f"{path}.nanos", "must be within +-999,999,999"))
-    elif (units > 0 and nanos < 0) or (units < 0 and nanos > 0):
-        out.append(FieldViolation(f"{path}.nanos", "must have the same sign as units"))
-    elif nanos % 10_000_000:
-        out.append(FieldViolation(f"{path}.nanos", "INR has at most 2 decimal places"))
+    """google.type.Money parts -> whole paise, or the violations (mesh.money)."""
+    out = money.inr_violations(path, currency_code, units, nanos)
     if out:
         return None, out
     paise = units * 100 + nanos // 10_000_000
@@ -315,9 +317,8 @@ def money_to_paise(currency_code: str, units: int, nanos: int, path: str) -> tup
     return paise, []
 
 
-def paise_to_money(paise: int) -> tuple[int, int]:
-    """Whole paise -> (units, nanos) of google.type.Money."""
-    return paise // 100, (paise % 100) * 10_000_000
+# Whole paise -> (units, nanos) of google.type.Money (mesh.money).
+paise_to_money = money.paise_parts
 
 
 # --------------------------------------------------------------------------
@@ -369,6 +370,10 @@ def validate_item_id(item_id: str, path: str = "item_id") -> list[FieldViolation
 
 def validate_fields(f: ItemFields) -> list[FieldViolation]:
     """Every rule an item's writable fields must satisfy."""
+    return [*_text_violations(f), *_price_violations(f), *_reference_violations(f)]
+
+
+def _text_violations(f: ItemFields) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     if not f.title.strip():
         out.append(FieldViolation("title", "is required"))
@@ -384,11 +389,22 @@ def validate_fields(f: ItemFields) -> list[FieldViolation]:
     elif f.category not in CATEGORY_SCHEMAS:
         out.append(FieldViolation(
             "category", f"unknown category {f.category!r}; known: {', '.join(CATEGORIES)}"))
+    return out
+
+
+def _price_violations(f: ItemFields) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
     if f.price_paise <= 0:
         out.append(FieldViolation("price", "is required and must be positive"))
     if f.list_price_paise is not None and f.price_paise > 0 and (
             f.list_price_paise < f.price_paise):
         out.append(FieldViolation("list_price", "must be at least price"))
+    return out
+
+
+def _reference_violations(f: ItemFields) -> list[FieldViolation]:
+    """Images, SKU, supplier and the category's attributes."""
+    out: list[FieldViolation] = []
     if len(f.image_urls) > MAX_IMAGES:
         out.append(FieldViolation("image_urls", f"at most {MAX_IMAGES} images"))
     for i, url in enumerate(f.image_urls):

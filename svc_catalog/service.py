@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from ecom.catalog.v1 import catalog_pb2
 from ecom.events.v1 import events_pb2
@@ -35,6 +36,32 @@ from svc_catalog.store import (
 )
 
 FORMAT_NAMES = {catalog_pb2.FEED_FORMAT_JSONL: "jsonl", catalog_pb2.FEED_FORMAT_CSV: "csv"}
+
+
+
+Outcomes = dict[tuple[str, int], domain.FeedRowError | None]
+FirstRows = dict[str, tuple[events_pb2.EventEnvelope, domain.ItemFields]]
+
+
+def _split_rows(
+    envs: Sequence[events_pb2.EventEnvelope], outcomes: Outcomes
+) -> tuple[FirstRows, list[events_pb2.EventEnvelope]]:
+    """Valid rows by item id (the first row per item) and the later rows for
+    an item seen earlier in the batch; invalid rows get their outcome."""
+    first: FirstRows = {}
+    later: list[events_pb2.EventEnvelope] = []
+    for env in envs:
+        row = env.supplier_item_received
+        fields, problem = _row_fields(env)
+        if problem is not None:
+            outcomes[(row.feed_id, row.line_number)] = problem
+            continue
+        item_id = domain.supplier_item_id(row.supplier_id, row.item.sku)
+        if item_id in first:
+            later.append(env)
+        else:
+            first[item_id] = (env, fields)
+    return first, later
 
 
 class CatalogService:
@@ -225,22 +252,26 @@ class CatalogService:
         (each guarded by the version read); rows those could not settle, and
         later rows for an item seen earlier in the batch, are applied one by
         one in order."""
-        outcomes: dict[tuple[str, int], domain.FeedRowError | None] = {}
+        outcomes: Outcomes = {}
         events: list[events_pb2.EventEnvelope] = []
-        first: dict[str, tuple[events_pb2.EventEnvelope, domain.ItemFields]] = {}
-        later: list[events_pb2.EventEnvelope] = []
-        for env in envs:
-            row = env.supplier_item_received
-            fields, problem = _row_fields(env)
-            if problem is not None:
-                outcomes[(row.feed_id, row.line_number)] = problem
-                continue
-            item_id = domain.supplier_item_id(row.supplier_id, row.item.sku)
-            if item_id in first:
-                later.append(env)
-            else:
-                first[item_id] = (env, fields)
+        first, later = _split_rows(envs, outcomes)
         docs = await self.store.get_many_docs(list(first))
+        one_by_one = await self._insert_new(first, docs, outcomes, events)
+        one_by_one += await self._update_existing(first, docs, outcomes, events)
+        for env in [*one_by_one, *later]:
+            row = env.supplier_item_received
+            outcome, event = await self.apply_feed_row(env)
+            outcomes[(row.feed_id, row.line_number)] = outcome
+            if event is not None:
+                events.append(event)
+        return outcomes, events
+
+    async def _insert_new(
+        self, first: FirstRows, docs: dict[str, Any], outcomes: Outcomes,
+        events: list[events_pb2.EventEnvelope],
+    ) -> list[events_pb2.EventEnvelope]:
+        """Bulk-insert the batch's new items; the rows to apply one by one
+        (an insert that lost a race)."""
         fresh = [(item_id, env, fields) for item_id, (env, fields) in first.items()
                  if item_id not in docs]
         items = [domain.new_item(item_id, fields, now(), feed_stamp=_row_stamp(env))
@@ -253,6 +284,15 @@ class CatalogService:
                 row = env.supplier_item_received
                 outcomes[(row.feed_id, row.line_number)] = None
                 events.append(_feed_item_event(item, env))
+        return one_by_one
+
+    async def _update_existing(
+        self, first: FirstRows, docs: dict[str, Any], outcomes: Outcomes,
+        events: list[events_pb2.EventEnvelope],
+    ) -> list[events_pb2.EventEnvelope]:
+        """Bulk-update the batch's existing items (guarded by the version
+        read); the rows to apply one by one."""
+        one_by_one: list[events_pb2.EventEnvelope] = []
         writes: list[tuple[events_pb2.EventEnvelope, domain.Item, bool]] = []
         for item_id, (env, fields) in first.items():
             doc = docs.get(item_id)
@@ -278,13 +318,7 @@ class CatalogService:
             outcomes[(row.feed_id, row.line_number)] = None
             if changed:
                 events.append(_feed_item_event(item, env))
-        for env in [*one_by_one, *later]:
-            row = env.supplier_item_received
-            outcome, event = await self.apply_feed_row(env)
-            outcomes[(row.feed_id, row.line_number)] = outcome
-            if event is not None:
-                events.append(event)
-        return outcomes, events
+        return one_by_one
 
     async def apply_feed_row(
         self, env: events_pb2.EventEnvelope,

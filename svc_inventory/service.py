@@ -182,14 +182,11 @@ class InventoryService:
 
         return await self._run(work)
 
-    async def batch_set_stock(
+    async def _checked_batch(
         self, rows: Sequence[StockSetting], batch_request_id: str
-    ) -> list[tuple[StockRow, bool]]:
-        """SetStock for many rows in one transaction, all or nothing: per
-        row (in request order) the row after the call and whether it was a
-        replay of an already applied request id (then nothing changed and
-        no event was queued). Same rules, idempotency and events as
-        set_stock, with a handful of statements for the whole batch."""
+    ) -> Sequence[StockSetting]:
+        """A batch's rows with their derived request ids, validated, every
+        warehouse known (NotFound names the first row of a missing one)."""
         if batch_request_id:
             rows = [
                 r if r.request_id else replace(
@@ -210,6 +207,17 @@ class InventoryService:
                     resource_type="warehouse",
                     resource_name=warehouse_id,
                 )
+        return rows
+
+    async def batch_set_stock(
+        self, rows: Sequence[StockSetting], batch_request_id: str
+    ) -> list[tuple[StockRow, bool]]:
+        """SetStock for many rows in one transaction, all or nothing: per
+        row (in request order) the row after the call and whether it was a
+        replay of an already applied request id (then nothing changed and
+        no event was queued). Same rules, idempotency and events as
+        set_stock, with a handful of statements for the whole batch."""
+        rows = await self._checked_batch(rows, batch_request_id)
 
         async def work(conn: AsyncConnection) -> list[tuple[StockRow, bool]]:
             now = utcnow()
@@ -298,6 +306,38 @@ class InventoryService:
         return await self.store.item_stock(None, items)
 
     # -- reservations ------------------------------------------------------
+    async def _hold_lines(
+        self,
+        conn: AsyncConnection,
+        lines: Sequence[RequestedLine],
+        routes: list[str],
+        now: datetime,
+    ) -> tuple[list[HeldLine], dict[str, dict[str, StockRow]]]:
+        """Take each line's units at the fastest serving warehouse that has
+        them, in lock order; the lines held and the locked rows as they are
+        now. Raises _ShortOfStock naming every short line (the caller's
+        transaction then rolls everything back)."""
+        held: list[HeldLine] = []
+        shortages: list[Shortage] = []
+        ordered = domain.lock_order(lines)
+        locked = await self.store.lock_items(conn, [line.item_id for line in ordered])
+        for line in ordered:
+            rows = locked[line.item_id]
+            available = {wh: row.available for wh, row in rows.items()}
+            warehouse = domain.choose_warehouse(routes, available, line.quantity)
+            delta = domain.reserve_delta(line.quantity)
+            if warehouse is None or not await self.store.apply_delta(
+                conn, line.item_id, warehouse, delta, now
+            ):
+                best = domain.serviceable_units(routes, available)
+                shortages.append(Shortage(line.item_id, line.quantity, best))
+                continue  # keep going: the error names every short line
+            rows[warehouse] = after_delta(rows[warehouse], delta, now)
+            held.append(HeldLine(line.item_id, warehouse, line.quantity))
+        if shortages:
+            raise _ShortOfStock(shortages)
+        return held, locked
+
     async def reserve(
         self,
         order_id: str,
@@ -334,25 +374,7 @@ class InventoryService:
                 hold_expire_time=hold_expire_time,
                 now=now,
             )
-            held: list[HeldLine] = []
-            shortages: list[Shortage] = []
-            ordered = domain.lock_order(lines)
-            locked = await self.store.lock_items(conn, [line.item_id for line in ordered])
-            for line in ordered:
-                rows = locked[line.item_id]
-                available = {wh: row.available for wh, row in rows.items()}
-                warehouse = domain.choose_warehouse(routes, available, line.quantity)
-                delta = domain.reserve_delta(line.quantity)
-                if warehouse is None or not await self.store.apply_delta(
-                    conn, line.item_id, warehouse, delta, now
-                ):
-                    best = domain.serviceable_units(routes, available)
-                    shortages.append(Shortage(line.item_id, line.quantity, best))
-                    continue  # keep going: the error names every short line
-                rows[warehouse] = after_delta(rows[warehouse], delta, now)
-                held.append(HeldLine(line.item_id, warehouse, line.quantity))
-            if shortages:
-                raise _ShortOfStock(shortages)  # rolls everything back
+            held, locked = await self._hold_lines(conn, lines, routes, now)
             await self.store.insert_lines(conn, order_id, held)
             for h in held:
                 await self.store.record_stock_change(

@@ -63,7 +63,7 @@ from mesh.idempotency import AUTO_KEY_PREFIX
 from svc_orders import codec, domain
 from svc_orders import store as order_tables
 from svc_orders.archive_store import ArchivedRow, ArchiveStore, ArchiveUnavailable, now_us, to_us
-from svc_orders.domain import OrderState, PaymentStatus
+from svc_orders.domain import OrderState, PaymentStatus, RefundState
 from svc_orders.store import OrderRecord, OrderStore, order_lines, orders
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Archiver:
             orders.c.state.in_(TERMINAL),
             orders.c.update_time <= cutoff,
             orders.c.work_due.is_(False),
-            orders.c.refund_state != "DUE",
+            orders.c.refund_state != RefundState.DUE.value,
             sa.or_(
                 orders.c.payment_status.not_in(OPEN_PAYMENT),
                 orders.c.update_time <= open_cutoff,
@@ -200,48 +200,56 @@ class Archiver:
             return stored
         age = self.settings.age if min_age is None else min_age
         limit = max_orders or DEFAULT_MAX_ORDERS
-        report = hpb.ArchiveOrdersResponse()
-        if dry_run:
-            async with self.engine.connect() as conn:
-                ids = (
-                    (
-                        await conn.execute(
-                            sa.select(orders.c.order_id)
-                            .where(self._eligible(age))
-                            .order_by(orders.c.update_time, orders.c.order_id)
-                            .limit(limit + 1)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-            report.archived_count = min(len(ids), limit)
-            report.archived_order_ids.extend(ids[: min(limit, REPORTED_IDS)])
-            report.more_remaining = len(ids) > limit
-        else:
-            while report.archived_count < limit:
-                want = min(self.settings.batch_size, limit - report.archived_count)
-                try:
-                    moved = await self.archive_batch(age, want)
-                except (ArchiveUnavailable, SellerLookupUnavailable) as exc:
-                    raise Unavailable(
-                        f"archiving stopped after {report.archived_count} orders, nothing more "
-                        f"was deleted: {exc}",
-                        reason="ARCHIVE_UNAVAILABLE",
-                    ) from exc
-                report.archived_count += len(moved)
-                room = REPORTED_IDS - len(report.archived_order_ids)
-                report.archived_order_ids.extend(moved[: max(room, 0)])
-                if len(moved) < want:
-                    break
-            if report.archived_count >= limit:
-                async with self.engine.connect() as conn:
-                    more = await conn.execute(
-                        sa.select(orders.c.order_id).where(self._eligible(age)).limit(1)
-                    )
-                    report.more_remaining = more.first() is not None
+        report = await (self._dry_run(age, limit) if dry_run else self._archive(age, limit))
         if keyed:
             await self._save_report(request_id, report)
+        return report
+
+    async def _dry_run(self, age: timedelta, limit: int) -> hpb.ArchiveOrdersResponse:
+        """What a run would archive, moving nothing."""
+        report = hpb.ArchiveOrdersResponse()
+        async with self.engine.connect() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        sa.select(orders.c.order_id)
+                        .where(self._eligible(age))
+                        .order_by(orders.c.update_time, orders.c.order_id)
+                        .limit(limit + 1)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        report.archived_count = min(len(ids), limit)
+        report.archived_order_ids.extend(ids[: min(limit, REPORTED_IDS)])
+        report.more_remaining = len(ids) > limit
+        return report
+
+    async def _archive(self, age: timedelta, limit: int) -> hpb.ArchiveOrdersResponse:
+        """Archive batches until ``limit`` orders moved or none is eligible."""
+        report = hpb.ArchiveOrdersResponse()
+        while report.archived_count < limit:
+            want = min(self.settings.batch_size, limit - report.archived_count)
+            try:
+                moved = await self.archive_batch(age, want)
+            except (ArchiveUnavailable, SellerLookupUnavailable) as exc:
+                raise Unavailable(
+                    f"archiving stopped after {report.archived_count} orders, nothing more "
+                    f"was deleted: {exc}",
+                    reason="ARCHIVE_UNAVAILABLE",
+                ) from exc
+            report.archived_count += len(moved)
+            room = REPORTED_IDS - len(report.archived_order_ids)
+            report.archived_order_ids.extend(moved[: max(room, 0)])
+            if len(moved) < want:
+                break
+        if report.archived_count >= limit:
+            async with self.engine.connect() as conn:
+                more = await conn.execute(
+                    sa.select(orders.c.order_id).where(self._eligible(age)).limit(1)
+                )
+                report.more_remaining = more.first() is not None
         return report
 
     async def archive_batch(self, min_age: timedelta, limit: int) -> list[str]:

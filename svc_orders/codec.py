@@ -3,15 +3,25 @@ inside every OrderTransitioned event are the same message)."""
 
 from __future__ import annotations
 
+import base64
+import uuid
 from datetime import UTC, datetime
 
 from ecom.common.v1 import common_pb2
+from ecom.events.v1 import events_pb2
 from ecom.orders.v1 import orders_pb2 as pb
 from ecom.payments.v1 import payments_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2, money_pb2
 
-from svc_orders.domain import CancelReason, OrderState, PaymentStatus, paise_to_money
+from mesh import money as mesh_money
+from mesh.errors import InvalidArgument
+from svc_orders.archive_store import from_us
+from svc_orders.domain import (
+    CancelReason,
+    OrderState,
+    PaymentStatus,
+)
 from svc_orders.store import OrderRecord
 
 STATE_TO_PROTO = {
@@ -39,12 +49,12 @@ PAYMENT_TO_PROTO = {
     PaymentStatus.REFUNDED: payments_pb2.PAYMENT_STATUS_REFUNDED,
 }
 PAYMENT_FROM_PROTO = {v: k for k, v in PAYMENT_TO_PROTO.items()}
+EVENT_TYPE = "ecom.events.v1.OrderTransitioned"
 
 
 def money(paise: int) -> money_pb2.Money:
     """Whole paise as INR Money."""
-    units, nanos = paise_to_money(paise)
-    return money_pb2.Money(currency_code="INR", units=units, nanos=nanos)
+    return mesh_money.from_paise(paise)
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -116,3 +126,71 @@ def order_proto(rec: OrderRecord) -> pb.Order:
             pb.Shipment(carrier=rec.carrier, tracking_number=rec.tracking_number)
         )
     return order
+
+
+def transitioned_event(
+    before: OrderState | None, after: OrderRecord, *, producer: str, request_id: str
+) -> events_pb2.EventEnvelope:
+    """The `orders.lifecycle` envelope of a transition into ``after`` (its
+    snapshot is the same Order the API returns)."""
+    snapshot = order_proto(after)
+    return events_pb2.EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        event_type=EVENT_TYPE,
+        occurred_at=timestamp(after.update_time),
+        entity_key=after.order_id,
+        entity_version=after.version,
+        producer=producer,
+        request_id=request_id,
+        order_transitioned=events_pb2.OrderTransitioned(
+            order_id=after.order_id,
+            user_id=after.user_id,
+            from_state=STATE_TO_PROTO.get(before, pb.ORDER_STATE_UNSPECIFIED)
+            if before
+            else pb.ORDER_STATE_UNSPECIFIED,
+            to_state=snapshot.state,
+            cancel_reason=snapshot.cancel_reason,
+            order=snapshot,
+        ),
+    )
+
+
+# -- page tokens of the order lists (live, archived, seller) ----------------
+
+Cursor = tuple[int, str]  # (create time in microseconds, order id)
+
+
+def encode_token(cursor: Cursor, scope: str) -> str:
+    """A page token: ecom.common.v1.PageCursor (after_time, after_id), bound
+    to the list it came from by ``request_hash``."""
+    ts = Timestamp()
+    ts.FromMicroseconds(cursor[0])
+    raw = common_pb2.PageCursor(
+        after_time=ts, after_id=cursor[1], request_hash=scope
+    ).SerializeToString()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_token(token: str, scope: str) -> Cursor | None:
+    """The cursor in a page token (None for the first page); INVALID_ARGUMENT
+    for anything not issued by the same list."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        cursor = common_pb2.PageCursor.FromString(raw)
+    except Exception:  # noqa: BLE001 - any garbage is the client's
+        raise InvalidArgument.for_field("page_token", "not a token from this list") from None
+    if cursor.request_hash != scope or not cursor.after_id:
+        raise InvalidArgument.for_field("page_token", "not a token from this list")
+    try:
+        micros = cursor.after_time.ToMicroseconds()
+        from_us(micros)
+    except (OverflowError, ValueError):
+        raise InvalidArgument.for_field("page_token", "not a token from this list") from None
+    return micros, cursor.after_id
+
+
+def paise(value: money_pb2.Money) -> int:
+    """INR Money as whole paise (sub-paisa nanos rounded down)."""
+    return mesh_money.paise_of(value)

@@ -19,14 +19,18 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
+from google.type import money_pb2
+
+from mesh import money, validation
 from mesh.errors import FieldViolation
 
 MAX_LINES = 50
 MAX_QUANTITY = 10
 PAISE_PER_RUPEE = 100
 NANOS_PER_PAISA = 10_000_000
-_PINCODE = re.compile(r"^[1-9][0-9]{5}$")
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 
@@ -173,20 +177,132 @@ def refund_due(state: OrderState, payment: PaymentStatus) -> bool:
     return state is OrderState.CANCELLED and payment is PaymentStatus.SUCCEEDED
 
 
+class RefundState(enum.StrEnum):
+    """Whether a captured payment must be given back."""
+
+    NONE = ""  # nothing owed
+    DUE = "DUE"  # a captured payment on a cancelled order must be refunded
+    DONE = "DONE"
+
+
+# How far a payment status may move: never back (a redelivered success must
+# not undo a refund).
+PAYMENT_RANK = {
+    PaymentStatus.NONE: 0,
+    PaymentStatus.PENDING: 1,
+    PaymentStatus.TIMED_OUT: 2,
+    PaymentStatus.DECLINED: 3,
+    PaymentStatus.SUCCEEDED: 3,
+    PaymentStatus.PARTIALLY_REFUNDED: 4,
+    PaymentStatus.REFUNDED: 5,
+}
+
+
+def payment_is_stale(current: PaymentStatus, news: PaymentStatus) -> bool:
+    """True when ``news`` would move the payment backwards (old news)."""
+    return PAYMENT_RANK[news] < PAYMENT_RANK[current]
+
+
+def payment_open(status: PaymentStatus) -> bool:
+    """A payment whose final word has not reached the order yet."""
+    return status in (PaymentStatus.PENDING, PaymentStatus.TIMED_OUT)
+
+
+# What each transition stamps with the time it happened.
+STAMPS = {
+    OrderState.PLACED: "place_time",
+    OrderState.SHIPPED: "ship_time",
+    OrderState.DELIVERED: "deliver_time",
+    OrderState.CANCELLED: "cancel_time",
+}
+
+
+class OrderValue(Protocol):
+    """The parts of a stored order the transition rules read."""
+
+    @property
+    def state(self) -> OrderState: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def payment_status(self) -> PaymentStatus: ...
+    @property
+    def refund_state(self) -> str: ...
+    @property
+    def reservation_state(self) -> ReservationState: ...
+
+
+def work_due(state: OrderState, reservation: ReservationState, refund: str) -> bool:
+    """Whether an order in ``state`` still owes follow-up work: moving its
+    reservation to what the state wants, or a refund."""
+    wanted = wanted_reservation(state)
+    return (wanted is not ReservationState.NONE and reservation != wanted) or (
+        refund == RefundState.DUE
+    )
+
+
+def transition(
+    order: OrderValue, action: Action, now: datetime, values: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The columns ``action`` writes on ``order`` (with the use case's own
+    ``values``): the new state and version, the stamp of the state reached,
+    a refund owed and the follow-up work left. None when the action is a
+    no-op; raises IllegalTransition when it is not allowed."""
+    new = next_state(order.state, action)
+    if new is None:
+        return None
+    out = dict(values)
+    out.update(state=new.value, version=order.version + 1, update_time=now)
+    if new in STAMPS:
+        out[STAMPS[new]] = now
+    payment = PaymentStatus(out.get("payment_status", order.payment_status))
+    refund = out.get("refund_state", order.refund_state)
+    if refund_due(new, payment) and refund != RefundState.DONE:
+        out["refund_state"] = refund = RefundState.DUE.value
+    reservation = ReservationState(out.get("reservation_state", order.reservation_state))
+    out["work_due"] = work_due(new, reservation, refund)
+    return out
+
+
+def reservation_to_move(
+    state: OrderState, reservation: ReservationState
+) -> ReservationState | None:
+    """The reservation state settlement must reach for an order in
+    ``state``, or None when nothing is to be moved. A paid order whose
+    reservation is RELEASED (its stock was gone at commit) is flagged for a
+    human, not retried."""
+    wanted = wanted_reservation(state)
+    flagged = wanted is ReservationState.COMMITTED and reservation is ReservationState.RELEASED
+    if wanted is ReservationState.NONE or reservation == wanted or flagged:
+        return None
+    return wanted
+
+
+_RELEASE_REASON = {
+    CancelReason.PAYMENT_DECLINED: "payment_declined",
+    CancelReason.HOLD_EXPIRED: "hold_expired",
+    CancelReason.USER_CANCELLED: "user_cancelled",
+    CancelReason.ADMIN_CANCELLED: "user_cancelled",
+    CancelReason.RECONCILED: "reconciled",
+}
+
+
+def release_reason(reason: CancelReason) -> str:
+    """The reason inventory records when a cancelled order's stock is released."""
+    return _RELEASE_REASON.get(reason, "reconciled")
+
+
 # -- money -----------------------------------------------------------------
 
 
 def money_to_paise(units: int, nanos: int) -> int:
-    """google.type.Money (INR) -> whole paise, rounding sub-paisa nanos down
-    (catalog prices are whole paise anyway)."""
-    return units * PAISE_PER_RUPEE + nanos // NANOS_PER_PAISA
+    """google.type.Money (INR) parts -> whole paise, rounding sub-paisa
+    nanos down (catalog prices are whole paise anyway); see mesh.money."""
+    return money.paise_of(money_pb2.Money(currency_code=money.INR, units=units, nanos=nanos))
 
 
-def paise_to_money(paise: int) -> tuple[int, int]:
-    """Whole paise -> (units, nanos) with the signs agreeing, as Money wants."""
-    sign = -1 if paise < 0 else 1
-    units, rest = divmod(abs(paise), PAISE_PER_RUPEE)
-    return sign * units, sign * rest * NANOS_PER_PAISA
+# Whole paise -> (units, nanos) with the signs agreeing (mesh.money).
+paise_to_money = money.paise_parts
 
 
 # -- checkout validation ---------------------------------------------------
@@ -214,6 +330,11 @@ class PricedLine:
         return self.unit_paise * self.quantity
 
 
+def order_totals(priced: list[PricedLine]) -> tuple[int, int]:
+    """An order's total in paise and its number of units."""
+    return sum(p.total_paise for p in priced), sum(p.quantity for p in priced)
+
+
 def validate_lines(lines: list[WantedLine], field: str = "lines") -> list[FieldViolation]:
     """1-50 lines, one per item, quantities 1-10."""
     problems: list[FieldViolation] = []
@@ -236,9 +357,7 @@ def validate_lines(lines: list[WantedLine], field: str = "lines") -> list[FieldV
 def validate_request_id(request_id: str) -> list[FieldViolation]:
     """A request id (AIP-155) fits the column (never empty: mesh.idempotency
     gives a call without a key a fresh one)."""
-    if len(request_id) > 64:
-        return [FieldViolation("request_id", "at most 64 characters")]
-    return []
+    return validation.request_id_violations(request_id)
 
 
 def validate_address(
@@ -260,7 +379,7 @@ def validate_address(
         problems.append(FieldViolation(f"{field}.city", "is required"))
     if not state.strip():
         problems.append(FieldViolation(f"{field}.state", "is required"))
-    if not _PINCODE.match(pincode):
+    if not validation.is_pincode(pincode):
         problems.append(FieldViolation(f"{field}.pincode", "must be 6 digits, first 1-9"))
     digits = phone.removeprefix("+91")
     if not re.match(r"^[6-9][0-9]{9}$", digits):

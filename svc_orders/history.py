@@ -18,60 +18,24 @@ still served by id.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ecom.common.v1 import common_pb2
 from ecom.orderhistory.v1 import orderhistory_pb2 as hpb
 from ecom.orderhistory.v1 import orderhistory_pb2_grpc
 from ecom.orders.v1 import orders_pb2 as pb
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from mesh import require_admin, require_caller, require_owner_or_admin
 from mesh.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from svc_orders import codec
 from svc_orders.archive import Archiver
 from svc_orders.archive_store import ArchiveStore, ArchiveUnavailable, from_us, to_us
+from svc_orders.codec import Cursor, decode_token, encode_token
 from svc_orders.service import OrderService
 
 log = logging.getLogger(__name__)
-
-Cursor = tuple[int, str]  # (create time in microseconds, order id)
-
-
-def encode_token(cursor: Cursor, scope: str) -> str:
-    """A page token: ecom.common.v1.PageCursor (after_time, after_id), bound
-    to the list it came from by ``request_hash``."""
-    ts = Timestamp()
-    ts.FromMicroseconds(cursor[0])
-    raw = common_pb2.PageCursor(
-        after_time=ts, after_id=cursor[1], request_hash=scope
-    ).SerializeToString()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_token(token: str, scope: str) -> Cursor | None:
-    """The cursor in a page token (None for the first page); INVALID_ARGUMENT
-    for anything not issued by the same list."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        cursor = common_pb2.PageCursor.FromString(raw)
-    except Exception:  # noqa: BLE001 - any garbage is the client's
-        raise InvalidArgument.for_field("page_token", "not a token from this list") from None
-    if cursor.request_hash != scope or not cursor.after_id:
-        raise InvalidArgument.for_field("page_token", "not a token from this list")
-    try:
-        micros = cursor.after_time.ToMicroseconds()
-        from_us(micros)
-    except (OverflowError, ValueError):
-        raise InvalidArgument.for_field("page_token", "not a token from this list") from None
-    return micros, cursor.after_id
-
 
 # Ids (users, orders, sellers) are at most 64 characters everywhere.
 MAX_ID = 64

@@ -24,20 +24,16 @@ from mesh.consumer import IdempotentConsumer
 from mesh.db import make_engine
 from mesh.kafka import ensure_topics, make_admin, make_consumer, topic_name
 from mesh.outbox import OutboxRelay, purge_sent_forever
+from svc_orders.adapters import grpc_peers
 from svc_orders.api import OrderApi
 from svc_orders.archive import Archiver, ArchiveSettings, parse_age
 from svc_orders.archive_store import ArchiveStore
 from svc_orders.consumers import CONSUMER_NAME, PaymentEvents
 from svc_orders.history import OrderHistory, OrderHistoryApi
-from svc_orders.service import (
-    LIFECYCLE_TOPIC,
-    PAYMENTS_TOPIC,
-    OrderService,
-    OrderSettings,
-    Peers,
-    Reconciler,
-)
+from svc_orders.reconcile import Reconciler
+from svc_orders.service import OrderService
 from svc_orders.store import HoldStore, OrderStore
+from svc_orders.transitions import LIFECYCLE_TOPIC, PAYMENTS_TOPIC, OrderSettings
 
 INV = "ecom.inventory.v1.InventoryService"
 PAY = "ecom.payments.v1.PaymentService"
@@ -111,8 +107,9 @@ async def build() -> mesh.Service:
     redis = aioredis.Redis.from_url(settings.redis_url)
     holds = HoldStore(redis, settings.redis_key("orders:hold:"))
     channels = mesh.Channels(settings)
-    peers = Peers(
-        catalog=catalog_pb2_grpc.CatalogServiceStub(channels.get("catalog")),
+    catalog = catalog_pb2_grpc.CatalogServiceStub(channels.get("catalog"))
+    peers = grpc_peers(
+        catalog=catalog,
         tat=serviceability_pb2_grpc.ServiceabilityServiceStub(channels.get("tat")),
         users=users_pb2_grpc.UserServiceStub(channels.get("users")),
         # Every reservation and payment call is idempotent by order or
@@ -122,6 +119,7 @@ async def build() -> mesh.Service:
         ),
         payments=payments_pb2_grpc.PaymentServiceStub(channels.get("payments", idempotent=[PAY])),
         cart=cart_pb2_grpc.CartServiceStub(channels.get("cart")),
+        call_timeout_seconds=settings.call_timeout_seconds,
     )
     service = OrderService(
         store,
@@ -146,7 +144,7 @@ async def build() -> mesh.Service:
     archiver = Archiver(
         store,
         archive,
-        peers.catalog,
+        catalog,
         ArchiveSettings(
             age=parse_age(settings.order_archive_age),
             batch_size=settings.orders_archive_batch_size,

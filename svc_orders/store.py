@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mesh import consumer as mesh_consumer
 from mesh import db, outbox
 from mesh.db import SqlStore, utcnow
-from svc_orders.domain import CancelReason, OrderState, PaymentStatus, ReservationState
+from svc_orders.domain import (
+    CancelReason,
+    OrderState,
+    PaymentStatus,
+    RefundState,
+    ReservationState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +155,7 @@ class OrderRecord:
     payment_status: PaymentStatus
     decline_code: str
     refunded_paise: int
-    refund_state: str
+    refund_state: RefundState
     cancel_reason: CancelReason
     cancel_note: str
     carrier: str
@@ -258,6 +264,21 @@ class OrderStore(SqlStore):
             )
             return bool(result.rowcount)
 
+    async def add_event(
+        self,
+        conn: AsyncConnection,
+        *,
+        topic: str,
+        key: str,
+        payload: bytes,
+        event_type: str,
+        event_id: str,
+    ) -> None:
+        """Queue an event in the outbox, in the open transaction."""
+        await outbox.add_event(
+            conn, topic=topic, key=key, payload=payload, event_type=event_type, event_id=event_id
+        )
+
     async def set_lines_fulfilment(
         self, conn: AsyncConnection, order_id: str, fulfilment: dict[str, tuple[str, date | None]]
     ) -> None:
@@ -300,6 +321,51 @@ class OrderStore(SqlStore):
         async with self.engine.connect() as conn:
             result = await conn.execute(sa.select(orders.c.order_id).where(condition).limit(limit))
             return [str(r[0]) for r in result]
+
+    # -- named queries of the sweeper and the reconciler ---------------------
+    async def expired_created(self, limit: int) -> list[str]:
+        """CREATED orders whose hold has ended."""
+        return await self.ids_where(
+            (orders.c.state == OrderState.CREATED.value) & (orders.c.expires_at <= utcnow()), limit
+        )
+
+    async def work_due(self, limit: int) -> list[str]:
+        """Orders that still owe follow-up work (reservation or refund)."""
+        return await self.ids_where(orders.c.work_due.is_(True), limit)
+
+    async def stale_pending(self, grace_seconds: float, limit: int) -> list[str]:
+        """PENDING checkouts older than ``grace_seconds``: interrupted."""
+        stale = utcnow() - timedelta(seconds=grace_seconds)
+        return await self.ids_where(
+            (orders.c.state == OrderState.PENDING.value) & (orders.c.create_time <= stale), limit
+        )
+
+    async def paid_uncommitted(self, limit: int) -> list[str]:
+        """Paid orders whose stock is not confirmed sold."""
+        paid = [s.value for s in (OrderState.PLACED, OrderState.SHIPPED, OrderState.DELIVERED)]
+        return await self.ids_where(
+            orders.c.state.in_(paid)
+            & (orders.c.reservation_state != ReservationState.COMMITTED.value),
+            limit,
+        )
+
+    async def open_payments(self, limit: int) -> list[str]:
+        """Orders with a payment whose final word has not arrived."""
+        return await self.ids_where(
+            orders.c.payment_request_id.is_not(None)
+            & orders.c.payment_status.in_(
+                [PaymentStatus.PENDING.value, PaymentStatus.TIMED_OUT.value]
+            ),
+            limit,
+        )
+
+    async def refunds_owed(self, limit: int) -> list[str]:
+        """Cancelled orders whose captured payment is still to be refunded."""
+        return await self.ids_where(
+            (orders.c.state == OrderState.CANCELLED.value)
+            & (orders.c.refund_state == RefundState.DUE.value),
+            limit,
+        )
 
     async def count_where(self, condition: Any) -> int:
         """How many orders match a condition."""
@@ -372,7 +438,9 @@ def _row_values(rec: OrderRecord) -> dict[str, Any]:
     return {
         k: (
             v.value
-            if isinstance(v, OrderState | ReservationState | PaymentStatus | CancelReason)
+            if isinstance(
+                v, OrderState | ReservationState | PaymentStatus | CancelReason | RefundState
+            )
             else v
         )
         for k, v in values.items()
@@ -385,6 +453,7 @@ def _record(row: sa.RowMapping, lines: dict[str, tuple[LineRecord, ...]]) -> Ord
     values["reservation_state"] = ReservationState(values["reservation_state"])
     values["payment_status"] = PaymentStatus(values["payment_status"])
     values["cancel_reason"] = CancelReason(values["cancel_reason"])
+    values["refund_state"] = RefundState(values["refund_state"])
     values["work_due"] = bool(values["work_due"])
     values["from_cart"] = bool(values["from_cart"])
     values["address"] = bytes(values["address"])

@@ -6,14 +6,13 @@ from __future__ import annotations
 from ecom.payments.v1 import payments_pb2
 from google.type import money_pb2
 
+from mesh import money as mesh_money
 from mesh.db import to_timestamp
 from svc_payments.domain import (
-    CURRENCY,
     PaymentRecord,
     PaymentStatus,
     RefundRecord,
     RefundStatus,
-    paise_to_money,
 )
 
 STATUS_TO_PROTO = {
@@ -35,8 +34,7 @@ REFUND_STATUS_TO_PROTO = {
 
 def money(paise: int) -> money_pb2.Money:
     """Paise as INR ``google.type.Money``."""
-    units, nanos = paise_to_money(paise)
-    return money_pb2.Money(currency_code=CURRENCY, units=units, nanos=nanos)
+    return mesh_money.from_paise(paise)
 
 
 def refund_proto(rec: RefundRecord) -> payments_pb2.Refund:

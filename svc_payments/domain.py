@@ -19,6 +19,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mesh import money
 from mesh.errors import FieldViolation
 
 CURRENCY = "INR"
@@ -229,22 +230,13 @@ def money_to_paise(
     """A ``google.type.Money`` as whole paise, with violations naming
     ``field`` when it is not a valid INR amount (paise are the smallest unit
     the gateway moves, so a fraction of a paisa is refused, not rounded)."""
-    problems: list[FieldViolation] = []
-    if currency not in ("", CURRENCY):
-        problems.append(FieldViolation(f"{field}.currency_code", f"must be {CURRENCY}"))
-    if units and nanos and (units > 0) != (nanos > 0):
-        problems.append(FieldViolation(f"{field}.nanos", "must have the sign of units"))
-    if nanos % NANOS_PER_PAISA:
-        problems.append(FieldViolation(f"{field}.nanos", "must be whole paise (multiples of 10^7)"))
-    return (units * 1_000_000_000 + nanos) // NANOS_PER_PAISA, problems
+    problems = money.inr_violations(field, currency, units, nanos, currency_optional=True)
+    return (units * money.NANOS_PER_UNIT + nanos) // money.NANOS_PER_PAISA, problems
 
 
-def paise_to_money(paise: int) -> tuple[int, int]:
-    """(units, nanos) of a ``google.type.Money`` for ``paise``; both carry
-    the amount's sign, as the Money contract requires."""
-    sign = -1 if paise < 0 else 1
-    units, rest = divmod(abs(paise), PAISE_PER_RUPEE)
-    return sign * units, sign * rest * NANOS_PER_PAISA
+# (units, nanos) of a ``google.type.Money`` for ``paise``, both with the
+# amount's sign (mesh.money).
+paise_to_money = money.paise_parts
 
 
 def format_paise(paise: int) -> str:

@@ -7,6 +7,7 @@ import grpc
 from ecom.search.v1 import search_pb2, search_pb2_grpc
 from google.type import money_pb2
 
+from mesh import money
 from mesh.errors import InvalidArgument
 from svc_search import domain
 from svc_search.service import Hit, SearchPage, SearchService
@@ -33,8 +34,7 @@ def params_from_request(req: search_pb2.SearchRequest) -> domain.SearchParams:
 
 
 def _money(paise: int) -> money_pb2.Money:
-    units, nanos = domain.rupees(paise)
-    return money_pb2.Money(currency_code="INR", units=units, nanos=nanos)
+    return money.from_paise(paise)
 
 
 def hit_to_proto(h: Hit) -> search_pb2.SearchHit:

@@ -39,6 +39,7 @@ from ecom.catalog.v1 import catalog_pb2
 from ecom.common.v1 import common_pb2
 from google.protobuf import json_format
 
+from mesh import money, validation
 from mesh.errors import FieldViolation
 
 PAISE_PER_RUPEE = 100
@@ -46,7 +47,7 @@ NANOS_PER_PAISA = 10_000_000
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_FACET_VALUES = 20
-PINCODE = re.compile(r"^[1-9][0-9]{5}$")
+PINCODE = validation.PINCODE
 ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 # Rupee buckets of the price facet; the last one is open-ended.
 PRICE_BUCKETS: tuple[tuple[int, int | None], ...] = (
@@ -126,8 +127,8 @@ def attribute_pairs(attributes: Mapping[str, Any]) -> list[str]:
                    for v in _attr_value_text(val)})
 
 
-def _paise(money: Any) -> int:
-    return int(money.units) * PAISE_PER_RUPEE + int(money.nanos) // NANOS_PER_PAISA
+def _paise(value: Any) -> int:
+    return money.paise_of(value)
 
 
 def catalog_fields(item: catalog_pb2.Item) -> dict[str, Any]:
@@ -224,6 +225,34 @@ class SearchParams:
 SORTS = ("relevance", "price_asc", "price_desc", "newest")
 
 
+def _price_range_violations(min_price: int, max_price: int) -> list[FieldViolation]:
+    bad: list[FieldViolation] = []
+    if min_price < 0:
+        bad.append(FieldViolation("min_price", "must not be negative"))
+    if max_price < 0:
+        bad.append(FieldViolation("max_price", "must not be negative"))
+    if min_price and max_price and min_price > max_price:
+        bad.append(FieldViolation("max_price", "must be at least min_price"))
+    return bad
+
+
+def _attribute_filters(
+    attribute_filters: Sequence[str], bad: list[FieldViolation]
+) -> dict[str, list[str]]:
+    """``key:value`` filters grouped by key; each malformed one is added to
+    ``bad``."""
+    attrs: dict[str, list[str]] = {}
+    for i, f in enumerate(attribute_filters):
+        key, sep, value = f.partition(":")
+        key, value = key.strip().lower(), value.strip().lower()
+        if not sep or not ATTRIBUTE_KEY.match(key) or not value:
+            bad.append(FieldViolation(f"attribute_filters[{i}]",
+                                      "must be key:value, e.g. color:black"))
+            continue
+        attrs.setdefault(key, []).append(value)
+    return attrs
+
+
 def validate(query: str, pincode: str, category: str, brands: Sequence[str], min_price: int,
              max_price: int, attribute_filters: Sequence[str], sort: str, page_size: int,
              deliverable_only: bool) -> tuple[SearchParams, list[FieldViolation]]:
@@ -236,27 +265,14 @@ def validate(query: str, pincode: str, category: str, brands: Sequence[str], min
     pincode = pincode.strip()
     if pincode and not PINCODE.match(pincode):
         bad.append(FieldViolation("pincode", "must be six digits, the first 1-9"))
-    if min_price < 0:
-        bad.append(FieldViolation("min_price", "must not be negative"))
-    if max_price < 0:
-        bad.append(FieldViolation("max_price", "must not be negative"))
-    if min_price and max_price and min_price > max_price:
-        bad.append(FieldViolation("max_price", "must be at least min_price"))
+    bad += _price_range_violations(min_price, max_price)
     if page_size == 0:
         page_size = DEFAULT_PAGE_SIZE
     elif not 1 <= page_size <= MAX_PAGE_SIZE:
         bad.append(FieldViolation("page_size", f"must be between 1 and {MAX_PAGE_SIZE}"))
     if sort not in SORTS:
         bad.append(FieldViolation("sort", "unknown sort"))
-    attrs: dict[str, list[str]] = {}
-    for i, f in enumerate(attribute_filters):
-        key, sep, value = f.partition(":")
-        key, value = key.strip().lower(), value.strip().lower()
-        if not sep or not ATTRIBUTE_KEY.match(key) or not value:
-            bad.append(FieldViolation(f"attribute_filters[{i}]",
-                                      "must be key:value, e.g. color:black"))
-            continue
-        attrs.setdefault(key, []).append(value)
+    attrs = _attribute_filters(attribute_filters, bad)
     params = SearchParams(
         query=query, pincode=pincode, category=category.strip(),
         brands=tuple(b for b in (x.strip() for x in brands) if b),
@@ -424,8 +440,7 @@ def corrected_query(query: str, suggest: Mapping[str, Any] | None) -> str:
     return " ".join(words) if changed else ""
 
 
-def rupees(paise: int) -> tuple[int, int]:
-    """(units, nanos) of a google.type.Money for ``paise``."""
-    return paise // PAISE_PER_RUPEE, (paise % PAISE_PER_RUPEE) * NANOS_PER_PAISA
+# (units, nanos) of a google.type.Money for ``paise`` (mesh.money).
+rupees = money.paise_parts
 
 

@@ -41,6 +41,52 @@ class SearchSettings(mesh.ServiceSettings):
     search_peer_timeout_seconds: float = Field(default=1.0, gt=0)
 
 
+class _Peers:
+    """What search asks serviceability and users, within ``timeout``."""
+
+    def __init__(
+        self,
+        tat: serviceability_pb2_grpc.ServiceabilityServiceStub,
+        users: users_pb2_grpc.UserServiceStub,
+        timeout: float,
+    ) -> None:
+        self.tat, self.users, self.timeout = tat, users, timeout
+
+    async def check(self, item_ids: Sequence[str], pincode: str) -> dict[str, DeliveryEstimate]:
+        request = serviceability_pb2.BatchCheckServiceabilityRequest(
+            item_ids=item_ids, pincode=pincode)
+        resp = await self.tat.BatchCheckServiceability(request, timeout=self.timeout)
+        return {r.item_id: r.estimate for r in resp.results}
+
+    async def default_pincode(self) -> str:
+        caller = mesh.current_caller()
+        if caller is None:
+            return ""
+        resp = await self.users.ListAddresses(
+            users_pb2.ListAddressesRequest(user_id=caller.user_id), timeout=self.timeout)
+        return next((a.pincode for a in resp.addresses if a.is_default), "")
+
+
+def _user_id() -> str:
+    caller = mesh.current_caller()
+    return caller.user_id if caller else ""
+
+
+async def _prepare_index(index: SearchIndex, ready: asyncio.Event) -> None:
+    """Create the index; retried forever, because the service must come up
+    (NOT_SERVING) without Elasticsearch."""
+    delay = 0.5
+    while True:
+        try:
+            await index.ensure()
+            ready.set()
+            return
+        except Exception as exc:  # noqa: BLE001 - keep trying until ES answers
+            log.warning("search index not ready: %s; retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def build() -> mesh.Service:
     """The search service process."""
     settings = mesh.load_settings(SearchSettings)
@@ -56,29 +102,10 @@ async def build() -> mesh.Service:
         "tat", idempotent=[f"{TAT}/BatchCheckServiceability"]))
     users = users_pb2_grpc.UserServiceStub(channels.get(
         "users", idempotent=["ecom.users.v1.UserService/ListAddresses"]))
-    timeout = settings.search_peer_timeout_seconds
-
-    async def check(item_ids: Sequence[str], pincode: str) -> dict[str, DeliveryEstimate]:
-        request = serviceability_pb2.BatchCheckServiceabilityRequest(
-            item_ids=item_ids, pincode=pincode)
-        resp = await tat.BatchCheckServiceability(request, timeout=timeout)
-        return {r.item_id: r.estimate for r in resp.results}
-
-    async def default_pincode() -> str:
-        caller = mesh.current_caller()
-        if caller is None:
-            return ""
-        resp = await users.ListAddresses(
-            users_pb2.ListAddressesRequest(user_id=caller.user_id), timeout=timeout)
-        return next((a.pincode for a in resp.addresses if a.is_default), "")
-
-    def user_id() -> str:
-        caller = mesh.current_caller()
-        return caller.user_id if caller else ""
-
+    peers = _Peers(tat, users, settings.search_peer_timeout_seconds)
     recorder = QueryRecorder(settings.kafka_bootstrap, settings.topic(QUERIES_TOPIC))
-    service = SearchService(index, check=check, default_pincode=default_pincode,
-                            record=recorder.record, user_id=user_id)
+    service = SearchService(index, check=peers.check, default_pincode=peers.default_pincode,
+                            record=recorder.record, user_id=_user_id)
     indexer = Indexer(index)
     ready = asyncio.Event()
     feeds = [IndexFeed(make_consumer(settings.kafka_bootstrap,
@@ -86,19 +113,6 @@ async def build() -> mesh.Service:
                                      client_id="svc_search-indexer"),
                        settings.topic(topic), indexer, ready)
              for topic in (ITEMS_TOPIC, STOCK_TOPIC)]
-
-    async def prepare_index() -> None:
-        # Retried forever: the service must come up (NOT_SERVING) without ES.
-        delay = 0.5
-        while True:
-            try:
-                await index.ensure()
-                ready.set()
-                return
-            except Exception as exc:  # noqa: BLE001 - keep trying until ES answers
-                log.warning("search index not ready: %s; retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     svc = mesh.Service("search", settings)
     svc.add_servicer(SearchApi(service), search_pb2_grpc.add_SearchServiceServicer_to_server)
@@ -115,7 +129,7 @@ async def build() -> mesh.Service:
                                 [ITEMS_TOPIC, STOCK_TOPIC, QUERIES_TOPIC],
                                 prefix=settings.topic_prefix)
 
-    svc.add_task("index-setup", prepare_index)
+    svc.add_task("index-setup", lambda: _prepare_index(index, ready))
     for feed in feeds:
         svc.add_task(f"indexer-{feed.topic}", feed.run)
         svc.on_shutdown(feed.close)

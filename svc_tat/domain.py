@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from mesh import validation
 from mesh.errors import InvalidArgument
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
-PINCODE_RE = re.compile(r"^[1-9][0-9]{5}$")
+PINCODE_RE = validation.PINCODE
 # Matrix cell meaning "this warehouse does not ship here".
 NO_ROUTE = 255
 
@@ -203,6 +204,28 @@ class DisruptionRule:
         return False
 
 
+def _validate_outage(rule: DisruptionRule, prefix: str) -> None:
+    if not rule.state and not rule.pincodes:
+        raise InvalidArgument.for_field(
+            prefix + "state", "an outage needs a state and/or pincodes or prefixes"
+        )
+    for i, p in enumerate(rule.pincodes):
+        if not re.fullmatch(r"[1-9][0-9]{1,5}", p):
+            raise InvalidArgument.for_field(
+                f"{prefix}pincodes[{i}]", f"must be a 2-6 digit pincode prefix, got {p!r}"
+            )
+
+
+def _validate_blocked(rule: DisruptionRule, prefix: str) -> None:
+    if not rule.pincodes:
+        raise InvalidArgument.for_field(prefix + "pincodes", "is required to block pincodes")
+    for i, p in enumerate(rule.pincodes):
+        if not PINCODE_RE.match(p):
+            raise InvalidArgument.for_field(
+                f"{prefix}pincodes[{i}]", f"must be a full six-digit pincode, got {p!r}"
+            )
+
+
 def validate_disruption(rule: DisruptionRule, known_warehouses: Iterable[str]) -> None:
     """INVALID_ARGUMENT naming the field when the disruption is incomplete."""
     prefix = "disruption."
@@ -214,23 +237,9 @@ def validate_disruption(rule: DisruptionRule, known_warehouses: Iterable[str]) -
                 prefix + "warehouse_id", f"unknown warehouse {rule.warehouse_id!r}"
             )
     elif rule.kind is DisruptionKind.CARRIER_OUTAGE:
-        if not rule.state and not rule.pincodes:
-            raise InvalidArgument.for_field(
-                prefix + "state", "an outage needs a state and/or pincodes or prefixes"
-            )
-        for i, p in enumerate(rule.pincodes):
-            if not re.fullmatch(r"[1-9][0-9]{1,5}", p):
-                raise InvalidArgument.for_field(
-                    f"{prefix}pincodes[{i}]", f"must be a 2-6 digit pincode prefix, got {p!r}"
-                )
+        _validate_outage(rule, prefix)
     elif rule.kind is DisruptionKind.PINCODE_BLOCKED:
-        if not rule.pincodes:
-            raise InvalidArgument.for_field(prefix + "pincodes", "is required to block pincodes")
-        for i, p in enumerate(rule.pincodes):
-            if not PINCODE_RE.match(p):
-                raise InvalidArgument.for_field(
-                    f"{prefix}pincodes[{i}]", f"must be a full six-digit pincode, got {p!r}"
-                )
+        _validate_blocked(rule, prefix)
     if rule.start and rule.end and rule.end <= rule.start:
         raise InvalidArgument.for_field(prefix + "end_time", "must be after start_time")
 

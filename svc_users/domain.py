@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
+from mesh import validation
 from mesh.errors import FieldViolation, InvalidArgument
 
 MAX_ADDRESSES_PER_USER = 20
@@ -30,7 +31,7 @@ EMAIL_MAX_CHARS = 254
 # address is a confirmation mail, not a regex.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _PHONE = re.compile(r"^(?:\+91)?([6-9][0-9]{9})$")
-_PINCODE = re.compile(r"^[1-9][0-9]{5}$")
+_PINCODE = validation.PINCODE
 # Spaces, dashes and brackets people type inside phone numbers.
 _PHONE_SEPARATORS = re.compile(r"[\s\-()]")
 

@@ -31,9 +31,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from infra import stack as infra_stack
 from infra.core import REPO, STACK, Server, tail
+
+# Properties assert rules, never speed: hypothesis' per-example deadline
+# (200 ms) fails them at random on a busy machine, so it is off.
+hypothesis_settings.register_profile("ecom", deadline=None)
+hypothesis_settings.load_profile("ecom")
 
 
 class Stack:
@@ -133,7 +139,8 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
 
         report = drop_run_data(st)
         summary = f"dropped the data of test run {st.run_id}: " + "; ".join(
-            f"{server} {outcome}" for server, outcome in report.items())
+            f"{server} {outcome}" for server, outcome in report.items()
+        )
     pytestconfig.stash[CLEANUP_SUMMARY] = summary
     if not os.environ.get("ECOM_KEEP_STACK"):
         for s in st.started:
@@ -150,8 +157,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # Our own services, run as real processes against the stack
 # --------------------------------------------------------------------------
 
-SERVICES = ["catalog", "search", "tat", "users", "cart", "inventory", "orders", "payments",
-            "recs", "notify", "analytics"]
+SERVICES = [
+    "catalog",
+    "search",
+    "tat",
+    "users",
+    "cart",
+    "inventory",
+    "orders",
+    "payments",
+    "recs",
+    "notify",
+    "analytics",
+]
 
 
 def _free_port() -> int:
@@ -167,13 +185,21 @@ def _free_port() -> int:
 # stock, as its contract says), and processes started with it can be shared
 # across test files.
 UNREACHABLE_ADDR = f"127.0.0.1:{_free_port()}"
+# How long a service started by a test may take to report SERVING.
+START_TIMEOUT_SECONDS = 90.0
 
 
 class RunningService:
     """One service process started by the tests."""
 
-    def __init__(self, name: str, addr: str, proc: subprocess.Popen[bytes], log: Path,
-                 overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        addr: str,
+        proc: subprocess.Popen[bytes],
+        log: Path,
+        overrides: dict[str, str] | None = None,
+    ) -> None:
         self.name, self.addr, self.proc, self.log = name, addr, proc, log
         # The extra environment this process was started with.
         self.overrides = dict(overrides or {})
@@ -227,7 +253,7 @@ class Services:
     def addr(self, name: str) -> str:
         return self.env[f"ECOM_{name.upper()}_ADDR"]
 
-    def start(self, name: str, *, timeout: float = 90, **env: str) -> RunningService:
+    def start(self, name: str, **env: str) -> RunningService:
         """Start svc_<name> and wait until its health check says SERVING.
 
         A process already running with the same extra environment is reused
@@ -242,12 +268,16 @@ class Services:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", f"svc_{name}.main"], stdout=out, stderr=subprocess.STDOUT,
-                env={**self.env, **env}, cwd=REPO, start_new_session=True,
+                [sys.executable, "-m", f"svc_{name}.main"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**self.env, **env},
+                cwd=REPO,
+                start_new_session=True,
             )
         svc = RunningService(name, self.addr(name), proc, log, env)
         self.running[name] = svc
-        _wait_serving(svc, timeout)
+        _wait_serving(svc, START_TIMEOUT_SECONDS)
         return svc
 
     def stop_all(self) -> None:
@@ -263,8 +293,9 @@ def _wait_serving(svc: RunningService, timeout: float) -> None:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
             if svc.proc.poll() is not None:
-                raise RuntimeError(f"svc_{svc.name} exited with {svc.proc.returncode}:\n"
-                                   f"{tail(svc.log)}")
+                raise RuntimeError(
+                    f"svc_{svc.name} exited with {svc.proc.returncode}:\n{tail(svc.log)}"
+                )
             try:
                 resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if resp.status == health_pb2.HealthCheckResponse.SERVING:

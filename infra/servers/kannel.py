@@ -33,6 +33,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from infra.core import STACK, Server, apt_install, chown_tree, ensure_service_user, port_open, run
@@ -171,29 +172,59 @@ class Kannel(Server):
         return "?"
 
 
+def _privilege_drop(config: str) -> Callable[[], None] | None:
+    """Under root, the gateway processes run as the config's owner (the
+    service account prepare() handed it to), never as root."""
+    owner = os.stat(config)
+    if os.geteuid() != 0 or owner.st_uid == 0:
+        return None
+
+    def drop() -> None:
+        os.setgid(owner.st_gid)
+        os.setgroups([])
+        os.setuid(owner.st_uid)
+
+    return drop
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate in reverse start order; kill what does not stop in 10 s."""
+    for c in reversed(children):
+        if c.poll() is None:
+            c.terminate()
+    for c in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            c.wait(10)
+        if c.poll() is None:
+            c.kill()
+
+
+def _first_exit(children: list[subprocess.Popen[bytes]], stopping: list[bool]) -> int:
+    """Wait until a child exits (its code, 1 if it was 0) or a signal asks to
+    stop (0)."""
+    names = {c.pid: str(c.args[0]) if isinstance(c.args, list) else "?" for c in children}
+    while not stopping:
+        for c in children:
+            if c.poll() is not None:
+                print(f"kannel launcher: {names.get(c.pid, '?')} exited with {c.returncode}",
+                      flush=True)
+                return c.returncode or 1
+        time.sleep(0.2)
+    return 0
+
+
 def _launch(config: str, admin_port: int, fake_port: int) -> int:
     """Run bearerbox, then fakesmsc and smsbox once bearerbox listens; stop
     them all when one exits or on SIGTERM (the exit code says which)."""
     children: list[subprocess.Popen[bytes]] = []
-    names: dict[int, str] = {}
-    stopping = False
+    stopping: list[bool] = []  # non-empty once a signal asked to stop
 
     def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.append(True)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # Under root, the gateway processes run as the config's owner (the
-    # service account prepare() handed it to), never as root.
-    owner = os.stat(config)
-    drop = None
-    if os.geteuid() == 0 and owner.st_uid != 0:
-
-        def drop() -> None:
-            os.setgid(owner.st_gid)
-            os.setgroups([])
-            os.setuid(owner.st_uid)
+    drop = _privilege_drop(config)
 
     def spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(cmd, preexec_fn=drop)  # noqa: PLW1509 - no threads here
@@ -209,24 +240,8 @@ def _launch(config: str, admin_port: int, fake_port: int) -> int:
     children.append(spawn(
         [FAKESMSC, "-H", "127.0.0.1", "-r", str(fake_port), "-m", "0", "-i", "0.1", "ack"]))
     children.append(spawn([SMSBOX, "-v", "1", config]))
-    names.update({c.pid: str(c.args[0]) if isinstance(c.args, list) else "?" for c in children})
-    code = 0
-    while not stopping:
-        for c in children:
-            if c.poll() is not None:
-                print(f"kannel launcher: {names.get(c.pid, '?')} exited with {c.returncode}",
-                      flush=True)
-                code = c.returncode or 1
-                stopping = True
-        time.sleep(0.2)
-    for c in reversed(children):
-        if c.poll() is None:
-            c.terminate()
-    for c in children:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            c.wait(10)
-        if c.poll() is None:
-            c.kill()
+    code = _first_exit(children, stopping)
+    _stop_all(children)
     return code
 
 

@@ -9,7 +9,6 @@ Needs: ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb,cassandra.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import httpx
@@ -21,6 +20,7 @@ from edge import registry
 from mesh import tokens
 from tests.integration.catalog_support import phone
 from tests.integration.orders_support import ADMIN, Shop, start_shop
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 PRESENT = registry.present_processes()
@@ -109,14 +109,12 @@ def test_archive_over_rest_admin_only_and_owner_only_reads(edge, signing_key, se
 
         # Delivered orders still owing follow-up work (the stock commit right
         # after payment) wait for it: archive until the order has moved.
-        deadline = time.monotonic() + 60
-        while True:
+        def archived() -> bool:
             resp = admin.post("/v1/orders:archive", json={"min_age": "0s", "max_orders": 100000})
             assert resp.status_code == 200, resp.text
-            if oid in resp.json().get("archivedOrderIds", []):
-                break
-            assert time.monotonic() < deadline, f"order {oid} was never archived"
-            time.sleep(0.5)
+            return oid in resp.json().get("archivedOrderIds", [])
+
+        wait_until(archived, f"order {oid} archived", timeout=60, interval=0.5)
 
         mine = carol.get(f"/v1/orders/{oid}")
         assert mine.status_code == 200, mine.text

@@ -44,7 +44,7 @@ def client(services, edge_factory, signing_key) -> Iterator[httpx.Client]:  # ty
 )
 def test_rest_binding_answers_through_envoy(client: httpx.Client, rpc, binding) -> None:  # type: ignore[no-untyped-def]
     path = re.sub(r"\{[^}]+\}", "contract-x", binding.path)
-    body = {} if binding.body else None
+    body: dict[str, object] | None = {} if binding.body else None
     resp = client.request(binding.verb, path, json=body)
     assert resp.headers["content-type"].startswith("application/json"), resp.text
     payload = resp.json()

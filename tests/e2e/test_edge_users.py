@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ def _login(client: httpx.Client, email: str, password: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(users_edge) -> httpx.Client:  # type: ignore[no-untyped-def]
+def client(users_edge) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
     with users_edge.client() as c:
         yield c
 

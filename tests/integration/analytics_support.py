@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from ecom.payments.v1 import payments_pb2
 from infra.core import REPO, tail
 from mesh import money
 from mesh.kafka import OutgoingEvent
+from tests.waiting import wait_until
 
 STATES = {
     "CREATED": orders_pb2.ORDER_STATE_CREATED,
@@ -149,10 +149,5 @@ class JobRunner:
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
+    """Poll ``predicate`` until truthy (tests/waiting.py)."""
+    return wait_until(predicate, what, timeout=timeout, interval=interval)

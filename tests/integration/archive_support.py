@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.core import host_port
 from mesh.db import make_engine, utcnow
-from svc_orders.domain import CancelReason, OrderState, PaymentStatus, ReservationState
+from svc_orders.domain import (
+    CancelReason,
+    OrderState,
+    PaymentStatus,
+    RefundState,
+    ReservationState,
+)
 from svc_orders.store import LineRecord, OrderRecord, OrderStore, orders
 from tests.conftest import Stack
 from tests.integration.orders_support import ADMIN, Shop, address, new_id
@@ -76,7 +82,7 @@ def synthetic_order(
         payment_status=PaymentStatus.SUCCEEDED if delivered else PaymentStatus.REFUNDED,
         decline_code="",
         refunded_paise=0 if delivered else 49_950,
-        refund_state="" if delivered else "DONE",
+        refund_state=RefundState.NONE if delivered else RefundState.DONE,
         cancel_reason=CancelReason.NONE if delivered else CancelReason.USER_CANCELLED,
         cancel_note="",
         carrier="bluedart" if delivered else "",

@@ -4,10 +4,8 @@ back from Mailpit's HTTP API and SMS read from the fake SMSC's log."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from google.type import date_pb2, money_pb2
 
 from mesh.auth import Caller, encode_jwt_payload
 from tests.conftest import Stack
+from tests.waiting import wait_until_async
 
 ADMIN = (("x-jwt-payload", encode_jwt_payload(Caller("admin-1", frozenset({"admin"})))),)
 
@@ -157,15 +156,9 @@ class FakeSmsc:
 
 async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 60,
                    what: str = "condition") -> Any:
-    """Poll `pred` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    """Poll `pred` until it returns something truthy; that value
+    (tests/waiting.py)."""
+    return await wait_until_async(pred, what, timeout=timeout)
 
 
 async def notifications_of(

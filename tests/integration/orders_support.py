@@ -25,6 +25,7 @@ from mesh.auth import Caller, encode_jwt_payload
 from mesh.errors import error_details
 from tests.conftest import RunningService, Services
 from tests.integration.catalog_support import phone
+from tests.waiting import wait_until_async
 
 ADMIN = (("x-jwt-payload", encode_jwt_payload(Caller("admin-1", frozenset({"admin"})))),)
 SERVICE = (("x-jwt-payload", encode_jwt_payload(Caller("svc_orders", frozenset({"service"})))),)
@@ -157,15 +158,16 @@ class Shop:
     async def wait_for(
         self, order_id: str, pred: Any, timeout: float = 30, what: str = ""
     ) -> pb.Order:
-        """Poll GetOrder until ``pred(order)``."""
-        deadline = time.monotonic() + timeout
-        while True:
+        """Poll GetOrder until ``pred(order)`` (tests/waiting.py)."""
+
+        async def probe() -> pb.Order | None:
             order = await self.get(order_id)
-            if pred(order):
-                return order
-            if time.monotonic() > deadline:
-                raise AssertionError(f"order {order_id} never {what}: {order}")
-            await asyncio.sleep(0.2)
+            return order if pred(order) else None
+
+        return await wait_until_async(
+            probe, f"order {order_id} {what or 'in the state wanted'}", timeout=timeout,
+            interval=0.2,
+        )
 
     async def stock(self, item: str) -> tuple[int, int]:
         """(available, reserved) of an item across warehouses."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -67,6 +66,7 @@ from tests.integration.orders_support import (
     start_shop,
     status_of,
 )
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 # The scheduled archiver is off: each test decides what moves and when.
@@ -149,11 +149,16 @@ async def test_a_delivered_order_is_archived_whole_and_listed_once(
 
     # The stock commit owed since payment may still be running: archive
     # until the order has moved (it is not eligible while work is due).
-    deadline = time.monotonic() + 60
-    while delivered.order_id not in (report := await archive_old(history)).archived_order_ids:
-        assert time.monotonic() < deadline, f"order {delivered.order_id} was never archived"
+    async def archived() -> hpb.ArchiveOrdersResponse | None:
+        report = await archive_old(history)
+        if delivered.order_id in report.archived_order_ids:
+            return report
         await make_archivable(store.engine, [delivered.order_id])
-        await asyncio.sleep(0.5)
+        return None
+
+    report = await wait_until_async(
+        archived, f"order {delivered.order_id} archived", timeout=60, interval=0.5
+    )
     assert live_other.order_id not in report.archived_order_ids
     assert await live_ids(store.engine, [delivered.order_id, live_other.order_id]) == {
         live_other.order_id
@@ -441,10 +446,14 @@ async def test_the_schedule_archives_old_orders_by_itself(world: World, store: O
     )
     try:
         ids = {r.order_id for r in [*old, recent, placed]}
-        deadline = time.monotonic() + 60
-        while (left := await live_ids(store.engine, ids)) != {recent.order_id, placed.order_id}:
-            assert time.monotonic() < deadline, f"still live: {left}"
-            await asyncio.sleep(0.3)
+        wanted = {recent.order_id, placed.order_id}
+
+        async def only_wanted_live() -> bool:
+            return await live_ids(store.engine, ids) == wanted
+
+        await wait_until_async(
+            only_wanted_live, f"only {wanted} left live", timeout=60, interval=0.3
+        )
     finally:
         await world.start()
 
@@ -465,10 +474,12 @@ async def test_kill_9_between_the_cassandra_write_and_the_delete_loses_and_dupli
     )
     assert world.history is not None
     run = asyncio.ensure_future(archive_old(world.history))
-    deadline = time.monotonic() + 60
-    while not pause.exists():
-        assert time.monotonic() < deadline, "the archiver never reached the pause point"
-        await asyncio.sleep(0.1)
+    await wait_until_async(
+        lambda: asyncio.to_thread(pause.exists),
+        "the archiver at its pause point",
+        timeout=60,
+        interval=0.1,
+    )
     paused = set(pause.read_text().split())
     assert ids <= paused
     world.running["orders"].kill()  # kill -9 with the batch in Cassandra, not yet deleted

@@ -8,10 +8,7 @@ Run: ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -20,14 +17,9 @@ from ecom.orders.v1 import orders_pb2 as pb
 
 from tests.conftest import Services
 from tests.integration.orders_support import Shop, address, as_user, new_id, start_shop
+from tests.waiting import wait_until_async
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not (Path(__file__).parents[2] / "svc_cart" / "main.py").exists(),
-        reason="svc_cart is not built yet",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +62,11 @@ async def test_checkout_from_cart_then_cart_is_emptied(
     placed = await shop.pay(order, "tok_success")
     assert placed.state == pb.ORDER_STATE_PLACED
 
-    deadline = time.monotonic() + 15
-    while True:
+    async def cart_empty() -> bool:
         got = await cart.GetCart(cart_pb2.GetCartRequest(user_id=user), metadata=as_user(user))
-        if not got.lines:
-            break
-        assert time.monotonic() < deadline, got
-        await asyncio.sleep(0.2)
+        return not got.lines
+
+    await wait_until_async(cart_empty, f"the cart of {user} emptied", timeout=15, interval=0.2)
 
     with pytest.raises(grpc.aio.AioRpcError) as err:  # nothing left to order
         await shop.orders.CreateOrder(

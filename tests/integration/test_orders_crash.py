@@ -22,6 +22,7 @@ from ecom.orders.v1 import orders_pb2 as pb
 
 from tests.conftest import RunningService, Services
 from tests.integration.orders_support import ADMIN, Shop, new_id, start_shop, status_of
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 HOLD = 4
@@ -115,13 +116,14 @@ async def test_kill_9_in_the_middle_of_checkouts(
     try:
         accepted = [b for b in buyers if b.order is not None]
         assert accepted, "some checkouts must have gone through"
-        deadline = time.monotonic() + HOLD + 30
-        while True:  # holds run out; the sweeper cancels what Redis no longer will
+        async def none_created() -> bool:
             orders = [await shop.get(b.order.order_id) for b in accepted if b.order]
-            if all(o.state != pb.ORDER_STATE_CREATED for o in orders):
-                break
-            assert time.monotonic() < deadline, [o.order_id for o in orders if o.state == 1]
-            await asyncio.sleep(0.5)
+            return all(o.state != pb.ORDER_STATE_CREATED for o in orders)
+
+        # Holds run out; the sweeper cancels what Redis no longer will.
+        await wait_until_async(
+            none_created, "no accepted order left CREATED", timeout=HOLD + 30, interval=0.5
+        )
         await shop.orders.ReconcileOrders(
             pb.ReconcileOrdersRequest(request_id=new_id("rec")), metadata=ADMIN, timeout=120
         )

@@ -75,7 +75,9 @@ def test_two_runs_do_not_see_each_others_data(stack: Stack) -> None:
     r.delete(a.redis_prefix + "k")
 
     # MongoDB wire: one database per run.
-    m = pymongo.MongoClient(env["ECOM_MONGO_URL"], serverSelectionTimeoutMS=5000)
+    m: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+        env["ECOM_MONGO_URL"], serverSelectionTimeoutMS=5000
+    )
     m[a.mongo_db].iso.insert_one({"v": marker})
     assert m[b.mongo_db].iso.count_documents({}) == 0
     assert m[a.mongo_db].iso.count_documents({"v": marker}) == 1

@@ -7,9 +7,7 @@ before every warehouse's cutoff, so ETAs are exact.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +21,7 @@ from ecom.serviceability.v1 import serviceability_pb2_grpc
 
 from mesh.auth import Caller, encode_jwt_payload
 from tests.conftest import UNREACHABLE_ADDR
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -138,11 +137,11 @@ async def test_batch_of_fifty_items_is_one_call(tat: Any) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
+async def _wait_for(predicate: Any, timeout: float = 10.0, what: str = "") -> None:
+    await wait_until_async(
+        predicate, what or getattr(predicate, "__name__", "condition"), timeout=timeout,
+        interval=0.2,
+    )
 
 
 async def test_outage_flips_results_and_clearing_restores(tat: Any) -> None:

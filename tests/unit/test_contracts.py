@@ -207,45 +207,57 @@ def path_params(path: str) -> list[str]:
 # -- documentation -------------------------------------------------------------
 
 
+def _synthetic_oneof(m: descriptor_pb2.DescriptorProto, index: int) -> bool:
+    """The oneof protoc makes for a proto3 ``optional`` field (not written)."""
+    return any(fld.proto3_optional for fld in m.field if fld.oneof_index == index)
+
+
+class _DocAudit:
+    """Collects the elements of one file that have no leading comment."""
+
+    def __init__(self, f: descriptor_pb2.FileDescriptorProto) -> None:
+        self.name = f.name
+        self.comments = {
+            tuple(loc.path): loc.leading_comments.strip() for loc in f.source_code_info.location
+        }
+        self.missing: list[str] = []
+
+    def need(self, path: tuple[int, ...], what: str) -> None:
+        if not self.comments.get(path):
+            self.missing.append(f"{self.name}: {what}")
+
+    def enum(self, path: tuple[int, ...], e: descriptor_pb2.EnumDescriptorProto) -> None:
+        self.need(path, f"enum {e.name}")
+        for i, v in enumerate(e.value):
+            self.need((*path, 2, i), f"enum value {v.name}")
+
+    def message(self, path: tuple[int, ...], m: descriptor_pb2.DescriptorProto) -> None:
+        self.need(path, f"message {m.name}")
+        for i, fld in enumerate(m.field):
+            self.need((*path, 2, i), f"field {m.name}.{fld.name}")
+        for i, o in enumerate(m.oneof_decl):
+            if not _synthetic_oneof(m, i):
+                self.need((*path, 8, i), f"oneof {m.name}.{o.name}")
+        for i, n in enumerate(m.nested_type):
+            if not n.options.map_entry:
+                self.message((*path, 3, i), n)
+        for i, e in enumerate(m.enum_type):
+            self.enum((*path, 4, i), e)
+
+
 def undocumented(f: descriptor_pb2.FileDescriptorProto) -> list[str]:
     """Every service, RPC, message, field, oneof, enum and enum value without a
     leading comment, as `file: kind name`."""
-    comments = {
-        tuple(loc.path): loc.leading_comments.strip() for loc in f.source_code_info.location
-    }
-    missing: list[str] = []
-
-    def need(path: tuple[int, ...], what: str) -> None:
-        if not comments.get(path):
-            missing.append(f"{f.name}: {what}")
-
-    def enum(path: tuple[int, ...], e: descriptor_pb2.EnumDescriptorProto) -> None:
-        need(path, f"enum {e.name}")
-        for i, v in enumerate(e.value):
-            need((*path, 2, i), f"enum value {v.name}")
-
-    def message(path: tuple[int, ...], m: descriptor_pb2.DescriptorProto) -> None:
-        need(path, f"message {m.name}")
-        for i, fld in enumerate(m.field):
-            need((*path, 2, i), f"field {m.name}.{fld.name}")
-        for i, o in enumerate(m.oneof_decl):
-            if not any(fld.proto3_optional for fld in m.field if fld.oneof_index == i):
-                need((*path, 8, i), f"oneof {m.name}.{o.name}")
-        for i, n in enumerate(m.nested_type):
-            if not n.options.map_entry:
-                message((*path, 3, i), n)
-        for i, e in enumerate(m.enum_type):
-            enum((*path, 4, i), e)
-
+    audit = _DocAudit(f)
     for si, s in enumerate(f.service):
-        need((6, si), f"service {s.name}")
+        audit.need((6, si), f"service {s.name}")
         for mi, m in enumerate(s.method):
-            need((6, si, 2, mi), f"rpc {s.name}.{m.name}")
+            audit.need((6, si, 2, mi), f"rpc {s.name}.{m.name}")
     for i, m in enumerate(f.message_type):
-        message((4, i), m)
+        audit.message((4, i), m)
     for i, e in enumerate(f.enum_type):
-        enum((5, i), e)
-    return missing
+        audit.enum((5, i), e)
+    return audit.missing
 
 
 def test_every_element_is_documented(files: list[descriptor_pb2.FileDescriptorProto]) -> None:

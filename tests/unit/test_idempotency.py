@@ -4,6 +4,7 @@ messages and fake effects: no servers, milliseconds."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager
 
 import pytest
 from ecom.cart.v1 import cart_pb2
@@ -167,7 +168,7 @@ def test_fingerprint_ignores_the_key_but_not_the_body() -> None:
 # -- the caller as the default user -------------------------------------------
 
 
-def as_caller(caller: Caller | None) -> activate:  # type: ignore[valid-type]
+def as_caller(caller: Caller | None) -> AbstractContextManager[None]:
     return activate(CallContext(request_id="r", caller=caller))
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from svc_orders import domain
+from svc_orders import codec, domain
 from svc_orders.domain import (
     Action,
     IllegalTransition,
@@ -186,9 +186,11 @@ def test_paise_money_round_trip(paise: int) -> None:
 @given(st.lists(st.tuples(st.integers(1, 10), st.integers(1, 10**9)), min_size=1, max_size=50))
 def test_order_total_is_the_exact_sum_of_lines(lines: list[tuple[int, int]]) -> None:
     priced = [domain.PricedLine(f"i{i}", q, "t", p) for i, (q, p) in enumerate(lines)]
-    total = sum(p.total_paise for p in priced)
-    units, nanos = domain.paise_to_money(total)
-    assert units * 100 + nanos // 10_000_000 == sum(q * p for q, p in lines)
+    total, count = domain.order_totals(priced)
+    money = codec.money(total)  # what the API and the events show
+    assert money.currency_code == "INR"
+    assert money.units * 100 + money.nanos // 10_000_000 == sum(q * p for q, p in lines)
+    assert count == sum(q for q, _ in lines)
 
 
 def test_line_validation_names_the_field() -> None:

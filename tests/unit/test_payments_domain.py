@@ -61,6 +61,32 @@ steps = st.one_of(
 )
 
 
+def _step(
+    status: P, captured: int, refunded: int, kind: str, arg: object
+) -> tuple[P, int]:
+    """One event of the property below applied by the domain's rules: the
+    status and the amount refunded after it."""
+    if kind == "answer":
+        assert isinstance(arg, GatewayAnswer)
+        target = domain.status_for_answer(arg)
+        if target is not None and domain.can_transition(status, target):
+            return target, refunded
+        return status, refunded
+    if kind == "window_closed":
+        return (P.TIMED_OUT if domain.can_transition(status, P.TIMED_OUT) else status), refunded
+    requested = arg if isinstance(arg, int) else None
+    if requested is not None and requested <= 0:
+        return status, refunded  # validation refuses these before any rule runs
+    try:
+        plan = domain.plan_refund(status, captured, refunded, requested)
+    except RefundRefused:
+        return status, refunded
+    refunded += plan.amount_paise
+    after = domain.status_after_refunds(captured, refunded)
+    assert after is plan.status_after
+    return after, refunded
+
+
 @given(st.integers(1, 10_000), st.lists(steps, max_size=30))
 def test_any_sequence_of_events_keeps_the_money_straight(
     captured: int, events: list[tuple[str, object]]
@@ -68,25 +94,7 @@ def test_any_sequence_of_events_keeps_the_money_straight(
     status, refunded, ever_captured = P.PENDING, 0, False
     for kind, arg in events:
         before = status
-        if kind == "answer":
-            assert isinstance(arg, GatewayAnswer)
-            target = domain.status_for_answer(arg)
-            if target is not None and domain.can_transition(status, target):
-                status = target
-        elif kind == "window_closed":
-            if domain.can_transition(status, P.TIMED_OUT):
-                status = P.TIMED_OUT
-        else:
-            requested = arg if isinstance(arg, int) else None
-            if requested is not None and requested <= 0:
-                continue  # validation refuses these before any rule runs
-            try:
-                plan = domain.plan_refund(status, captured, refunded, requested)
-            except RefundRefused:
-                continue
-            refunded += plan.amount_paise
-            status = domain.status_after_refunds(captured, refunded)
-            assert status is plan.status_after
+        status, refunded = _step(status, captured, refunded, kind, arg)
         assert status is before or domain.can_transition(before, status)
         ever_captured = ever_captured or status is P.SUCCEEDED
         # Never more back than was taken, and nothing back unless taken.

@@ -56,10 +56,10 @@ def test_row_round_trips(flags: int, days: list[int], state: str) -> None:
 
 
 def test_cutoff_moves_the_promised_date() -> None:
-    before = domain.eta(MORNING.replace(hour=13, minute=59), cutoff_hour=14,
-                        processing_days=1, transit_days=2)
-    after = domain.eta(MORNING.replace(hour=14), cutoff_hour=14,
-                       processing_days=1, transit_days=2)
+    before = domain.eta(
+        MORNING.replace(hour=13, minute=59), cutoff_hour=14, processing_days=1, transit_days=2
+    )
+    after = domain.eta(MORNING.replace(hour=14), cutoff_hour=14, processing_days=1, transit_days=2)
     assert before.days == 3 and before.promised == dt.date(2025, 3, 13)
     assert after.days == 4 and after.promised == dt.date(2025, 3, 14)
 
@@ -88,8 +88,9 @@ def test_routes_are_fastest_first_with_ties_by_id() -> None:
 
 
 def test_non_delivery_pincode_has_no_routes() -> None:
-    r = domain.routes_for("380014", row((1, 1, 1), delivery=False), COLUMNS, TERMS,
-                          Overlay(), MORNING)
+    r = domain.routes_for(
+        "380014", row((1, 1, 1), delivery=False), COLUMNS, TERMS, Overlay(), MORNING
+    )
     assert r.live == () and domain.choose(r, None, 1).reason is Reason.NOT_SERVICEABLE
 
 
@@ -148,9 +149,15 @@ def test_incomplete_disruptions_are_rejected(rule: DisruptionRule, field: str) -
 
 def test_choose_respects_stock() -> None:
     r = domain.routes_for("560100", row((1, 2, NO_ROUTE)), COLUMNS, TERMS, Overlay(), MORNING)
-    assert domain.choose(r, None, 1).route.warehouse_id == "WH-A"  # stock unknown
-    assert domain.choose(r, {"WH-B": 3}, 1).route.warehouse_id == "WH-B"
-    assert domain.choose(r, {"WH-A": 1, "WH-B": 3}, 2).route.warehouse_id == "WH-B"
+
+    def warehouse(stock: dict[str, int] | None, quantity: int) -> str:
+        route = domain.choose(r, stock, quantity).route
+        assert route is not None
+        return route.warehouse_id
+
+    assert warehouse(None, 1) == "WH-A"  # stock unknown
+    assert warehouse({"WH-B": 3}, 1) == "WH-B"
+    assert warehouse({"WH-A": 1, "WH-B": 3}, 2) == "WH-B"
     assert domain.choose(r, {"WH-A": 0}, 1).reason is Reason.OUT_OF_STOCK
     assert domain.choose(r, {}, 1).reason is Reason.NOT_SERVICEABLE
     assert domain.choose(r, {"WH-C": 9}, 1).reason is Reason.NOT_SERVICEABLE
@@ -169,14 +176,17 @@ def test_warehouse_config_validation_and_file(tmp_path) -> None:
     with pytest.raises(ValueError):
         WarehouseConfig("W", "n", "c", "s", "56010", 1, 1, 10, 0, 100)
     path = tmp_path / "wh.json"
-    path.write_text('[{"warehouse_id": "WH-X", "name": "X", "city": "Pune", "state": '
-                    '"Maharashtra", "pincode": "411001", "latitude": 18.5, "longitude": 73.8, '
-                    '"cutoff_hour": 12, "processing_days": 1, "max_distance_km": 50, '
-                    '"states": ["Maharashtra"]}]')
+    path.write_text(
+        '[{"warehouse_id": "WH-X", "name": "X", "city": "Pune", "state": '
+        '"Maharashtra", "pincode": "411001", "latitude": 18.5, "longitude": 73.8, '
+        '"cutoff_hour": 12, "processing_days": 1, "max_distance_km": 50, '
+        '"states": ["Maharashtra"]}]'
+    )
     [w] = load_warehouses(path)
     assert w.warehouse_id == "WH-X" and w.states == ("Maharashtra",)
     assert [w.warehouse_id for w in load_warehouses()] == sorted(
-        w.warehouse_id for w in DEMO_WAREHOUSES)
+        w.warehouse_id for w in DEMO_WAREHOUSES
+    )
 
 
 def test_matrix_on_a_tiny_table() -> None:
@@ -188,10 +198,22 @@ def test_matrix_on_a_tiny_table() -> None:
         has_delivery=np.array([True, True, True, False]),
         remote=np.array([False, False, True, False]),
     )
-    near = WarehouseConfig("WH-N", "n", "Bengaluru", "Karnataka", "560100", 12.8452, 77.6602,
-                           16, 0, 3500)
-    local = WarehouseConfig("WH-L", "l", "Bengaluru", "Karnataka", "560100", 12.8452, 77.6602,
-                            16, 0, 100, states=("Karnataka",))
+    near = WarehouseConfig(
+        "WH-N", "n", "Bengaluru", "Karnataka", "560100", 12.8452, 77.6602, 16, 0, 3500
+    )
+    local = WarehouseConfig(
+        "WH-L",
+        "l",
+        "Bengaluru",
+        "Karnataka",
+        "560100",
+        12.8452,
+        77.6602,
+        16,
+        0,
+        100,
+        states=("Karnataka",),
+    )
     m = transit_matrix(table, [near, local])
     assert m[0].tolist() == [1, 1]
     assert m[1, 0] == domain.transit_days_for(185, metro=False, remote=False)

@@ -141,7 +141,7 @@ def test_wrong_audience_and_alg_none_rejected(key: rsa.RSAPrivateKey) -> None:
     )
     with pytest.raises(TokenError):
         verify_token(public_jwks(key), wrong_aud)
-    unsigned = jwt.encode({**base, "aud": AUDIENCE}, None, algorithm="none")
+    unsigned = jwt.encode({**base, "aud": AUDIENCE}, "", algorithm="none")
     with pytest.raises(TokenError, match="algorithm"):
         verify_token(public_jwks(key), unsigned)
 
