@@ -211,19 +211,30 @@ class Shopper(HttpUser):
         in the cart, check out from the cart and pay."""
         if not self.ready():
             return
-        chosen: list[str] = []
+        chosen = self.choose_items()
+        if not chosen:
+            return
+        self.fill_cart(chosen)
+        order_id = self.check_out(chosen)
+        if order_id:
+            self.pay(order_id)
+
+    def choose_items(self) -> list[str]:
+        """A wishlisted item now and then; else one or two search hits."""
         if self.wishlist and self.rng.random() < 0.3:
-            chosen.append(self.rng.choice(self.wishlist))
-        else:
-            hits = self.search()
-            if not hits:
-                return
-            chosen.append(self.rng.choice(hits[:8])["itemId"])
-            if len(hits) > 1 and self.rng.random() < 0.25:
-                other = self.rng.choice(hits)["itemId"]
-                if other not in chosen:
-                    chosen.append(other)
-        for item_id in chosen:
+            return [self.rng.choice(self.wishlist)]
+        hits = self.search()
+        if not hits:
+            return []
+        chosen = [self.rng.choice(hits[:8])["itemId"]]
+        if len(hits) > 1 and self.rng.random() < 0.25:
+            other = self.rng.choice(hits)["itemId"]
+            if other not in chosen:
+                chosen.append(other)
+        return chosen
+
+    def fill_cart(self, item_ids: list[str]) -> None:
+        for item_id in item_ids:
             self.view(item_id)
             status, _ = self.call(
                 "POST", f"/v1/users/{self.user_id}/cart/items",
@@ -233,20 +244,28 @@ class Shopper(HttpUser):
                 JOURNAL.record("carted", user_id=self.user_id, item_id=item_id)
         self.call("GET", f"/v1/users/{self.user_id}/cart", name="/v1/users/{user_id}/cart",
                   params={"pincode": self.profile.pincode})
+
+    def check_out(self, chosen: list[str]) -> str:
+        """Order the cart to the saved address; the order id, or '' when
+        refused (an expected refusal empties the cart of what was chosen)."""
         status, order = self.call(
             "POST", "/v1/orders", name="/v1/orders", write=True,
             fine=shopper.EXPECTED_CHECKOUT_REFUSALS,
             json={"userId": self.user_id, "fromCart": True, "addressId": self.address_id})
-        if status != 200:
-            if shopper.error_reason(order) in shopper.EXPECTED_CHECKOUT_REFUSALS:
-                JOURNAL.record("checkout_refused", user_id=self.user_id,
-                               reason=shopper.error_reason(order))
-                self.empty_cart(chosen)
-            return
-        order_id = str(order["orderId"])
+        if status == 200:
+            order_id = str(order["orderId"])
+            JOURNAL.record("ordered", user_id=self.user_id, order_id=order_id,
+                           items=[ln["itemId"] for ln in order.get("lines", [])])
+            return order_id
+        reason = shopper.error_reason(order)
+        if reason in shopper.EXPECTED_CHECKOUT_REFUSALS:
+            JOURNAL.record("checkout_refused", user_id=self.user_id, reason=reason)
+            self.empty_cart(chosen)
+        return ""
+
+    def pay(self, order_id: str) -> None:
+        """Pay with a test card token (mostly tok_success), then look at the order."""
         token = shopper.payment_token(self.rng, KNOBS.decline_rate)
-        JOURNAL.record("ordered", user_id=self.user_id, order_id=order_id,
-                       items=[ln["itemId"] for ln in order.get("lines", [])])
         status, paid = self.call("POST", f"/v1/orders/{order_id}:pay",
                                  name="/v1/orders/{order_id}:pay", write=True,
                                  json={"paymentToken": token})

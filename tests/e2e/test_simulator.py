@@ -41,6 +41,7 @@ from infra.core import REPO, STACK, tail
 from mesh import tokens
 from sim import shopper
 from tests.e2e.conftest import Edge
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +53,18 @@ SHOPPERS = 6
 
 def until(what: str, fetch: Callable[[], Any], pred: Callable[[Any], bool],
           timeout: float = 60, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fetch()
-        if pred(got):
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} never happened; last answer: {got}")
-        time.sleep(interval)
+    """``fetch`` until ``pred`` holds of its answer (tests.waiting), naming
+    the last answer when it never does."""
+    last: list[Any] = [None]
+
+    def probe() -> tuple[Any] | None:
+        last[0] = fetch()
+        return (last[0],) if pred(last[0]) else None
+
+    try:
+        return wait_until(probe, what, timeout=timeout, interval=interval)[0]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last answer: {last[0]}") from None
 
 
 def ok(resp: httpx.Response) -> Any:
@@ -102,10 +107,13 @@ def catalog(services, client: httpx.Client, admin: dict[str, str]) -> list[str]:
     ok(client.post("/v1/inventory:batchSetStock", headers=admin, json={"requests": rows}))
     # Search follows the catalog and stock events: wait until every category
     # has deliverable hits for a shopper's pincode.
+    def search(category: str) -> Callable[[], Any]:
+        return lambda: ok(client.get("/v1/search",
+                                     params={"category": category, "pincode": "560001"}))
+
     for category in shopper.CATEGORIES:
-        until(f"deliverable {category} in search", lambda c=category: ok(client.get(
-            "/v1/search", params={"category": c, "pincode": "560001"})),
-            lambda body: len(shopper.deliverable_hits(body)) >= 5, timeout=120)
+        until(f"deliverable {category} in search", search(category),
+              lambda body: len(shopper.deliverable_hits(body)) >= 5, timeout=120)
     return ids
 
 
