@@ -5,13 +5,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: web bench bench-compare doctor doctor-test up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
+# The shopper simulator as a bounded headless load test against the running
+# edge; prints Locust's summary (requests/s, failures, p50/p95/p99 per
+# endpoint). Override: make simulate SIM_USERS=50 SIM_DURATION=5m.
+SIM_USERS ?= 20
+SIM_SPAWN_RATE ?= 2
+SIM_DURATION ?= 60s
+SIM_HOST ?= http://127.0.0.1:$${ECOM_EDGE_PORT:-8080}
+
+.PHONY: simulate web bench bench-compare doctor doctor-test up down status test test-unit proto proto-check lint breaking venv infra-up infra-down infra-status infra-reset infra-install
 
 # The project's virtualenv, installed from the pinned lock file.
 $(STAMP): pyproject.toml requirements.lock
 	[ -x $(PY) ] || $$(command -v $(PYTHON) || command -v python3) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,sim]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -84,11 +92,16 @@ test: doctor-test $(STAMP) web
 test-unit: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
+simulate: $(STAMP)
+	$(PY) -m sim --users $(SIM_USERS) --spawn-rate $(SIM_SPAWN_RATE) \
+	  --duration $(SIM_DURATION) --host $(SIM_HOST) \
+	  --csv $${ECOM_STACK_DIR:-.stack}/sim/simulate $(SIM_ARGS)
+
 # Benchmarks (tests/perf): print latency percentiles, throughput and ratios,
 # end with one table of every figure (path, ours, baseline, ratio) and write
 # it as JSON under .bench/ (git-ignored).
 bench: $(STAMP)
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,sim,bench]'
 	ECOM_BENCH=1 $(PY) -m pytest -p no:cacheprovider -s tests/perf $(PYTEST_ARGS)
 
 # Compare two benchmark runs: `make bench-compare A B` (file names under

@@ -62,7 +62,7 @@ def ruff_check() -> int:
 
 
 # The packages mypy checks (configuration in pyproject.toml).
-MYPY_TARGETS = ("mesh", "tests")
+MYPY_TARGETS = ("mesh", "sim", "tests")
 
 
 def mypy_check() -> int:

@@ -450,7 +450,14 @@ def up(timeout: float = 180.0) -> None:
 
 
 def down() -> None:
-    """Stop the supervisor and with it every child it started."""
+    """Stop the supervisor and with it every child it started (and the
+    burst of simulated shoppers `make up` started, if it still runs)."""
+    try:
+        from sim import burst
+    except ImportError:
+        pass
+    else:
+        burst.stop()
     pid = supervisor_pid()
     if pid is None:
         # A supervisor killed with -9 leaves its children: stop those the
@@ -537,7 +544,18 @@ def status() -> bool:
     if ANALYTICS_JOB in state:
         for line in analytics_job_lines():
             print(line)
+    for line in _demo_traffic_lines():
+        print(line)
     return ok
+
+
+def _demo_traffic_lines() -> list[str]:
+    """The simulated shoppers `make up` starts (sim/burst.py), if any."""
+    try:
+        from sim import burst
+    except ImportError:
+        return []
+    return burst.status_lines()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,10 @@ up in three phases and says how long each took:
    (``python -m infra.services up``);
 3. demo data: the demo catalog and its stock (``python -m infra.demo``).
 
+Then, not a phase and never a reason to fail: a short burst of simulated
+shoppers starts in the background (``sim/burst.py``), so reports and
+recommendations have data a few minutes later.
+
 Each phase is idempotent, so running it again on a warm machine only checks
 and tops up. `make up` passes ``--since`` its own start, so the doctor and the
 virtualenv before the phases show as "prerequisites" and count in the total.
@@ -90,7 +94,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="when `make up` started (seconds since the epoch), for the total")
     args = p.parse_args(argv)
     os.umask(0o022)
-    return run(PHASES, args.since)
+    code = run(PHASES, args.since)
+    if code == 0:
+        demo_traffic()
+    return code
+
+
+def demo_traffic() -> None:
+    """Start the background burst of simulated shoppers; a problem with it
+    is printed, never raised: the system is up either way."""
+    try:
+        import mesh
+        from sim import burst
+
+        line = burst.start(f"http://127.0.0.1:{mesh.load_settings().edge_port}")
+    except Exception as exc:  # noqa: BLE001 - the burst is optional
+        line = f"demo traffic: not started ({type(exc).__name__}: {exc})"
+    banner(line)
 
 
 if __name__ == "__main__":
