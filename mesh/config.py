@@ -9,8 +9,8 @@ pydantic field path.
 from __future__ import annotations
 
 import logging
-from ipaddress import ip_address
 import os
+from ipaddress import ip_address
 from typing import Any, TypeVar, overload
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
