@@ -69,7 +69,7 @@ def model(stack) -> Iterator[str]:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def edge(services, edge_factory, model, proxy):  # type: ignore[no-untyped-def]
     catalog = services.start("catalog")
-    with grpc.insecure_channel(catalog.addr) as ch:
+    with grpc.insecure_channel(catalog.target) as ch:
         stub = catalog_pb2_grpc.CatalogServiceStub(ch)
         attrs = struct_pb2.Struct()
         attrs.update({"ram_gb": 8, "storage_gb": 128, "screen_inches": 6.5})
@@ -149,7 +149,7 @@ def test_cassandra_down_is_unavailable_within_a_second_and_the_shop_goes_on(
     edge, recs = edge
     proxy.cut()
     try:
-        with grpc.insecure_channel(recs.addr) as ch:
+        with grpc.insecure_channel(recs.target) as ch:
             stub = pb_grpc.RecommendationServiceStub(ch)
             # A one-second deadline: an answer later than that would be
             # DEADLINE_EXCEEDED, not UNAVAILABLE.

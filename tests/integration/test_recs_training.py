@@ -83,7 +83,7 @@ def recs(services: Services, env: dict[str, str], history: rs.History) -> Iterat
     server, tat = rs.warehouses_server()
     catalog = services.start("catalog")
     inventory = services.start("inventory", ECOM_TAT_ADDR=tat)
-    rs.load_catalog_and_stock(catalog.addr, inventory.addr, history)
+    rs.load_catalog_and_stock(catalog.target, inventory.target, history)
     yield services.start("recs", ECOM_KEYSPACE_PREFIX=env["ECOM_KEYSPACE_PREFIX"],
                          ECOM_LAKE_URL=env["ECOM_LAKE_URL"])
     server.stop(0)
@@ -101,7 +101,7 @@ def first_model(stack: Stack, env: dict[str, str], history: rs.History,
 
 @pytest.fixture(scope="module")
 def stub(recs: RunningService) -> Iterator[pb_grpc.RecommendationServiceStub]:
-    with grpc.insecure_channel(recs.addr) as ch:
+    with grpc.insecure_channel(recs.target) as ch:
         yield pb_grpc.RecommendationServiceStub(ch)
 
 

@@ -39,7 +39,7 @@ async def _tat(services: Services, env: dict[str, str]) -> tuple[int, Call]:
     from ecom.serviceability.v1 import serviceability_pb2_grpc
 
     svc = services.start("tat", **env)
-    stub = serviceability_pb2_grpc.ServiceabilityServiceStub(grpc.aio.insecure_channel(svc.addr))
+    stub = serviceability_pb2_grpc.ServiceabilityServiceStub(grpc.aio.insecure_channel(svc.target))
     pins = iter(["560100", "110020", "400072", "682030"] * 10**7)
 
     async def call() -> object:
@@ -55,7 +55,7 @@ async def _catalog(services: Services, env: dict[str, str]) -> tuple[int, Call]:
     from tests.integration.orders_support import ADMIN
 
     svc = services.start("catalog", **env)
-    stub = catalog_pb2_grpc.CatalogServiceStub(grpc.aio.insecure_channel(svc.addr))
+    stub = catalog_pb2_grpc.CatalogServiceStub(grpc.aio.insecure_channel(svc.target))
     from tests.integration.catalog_support import phone
 
     created = await stub.CreateItem(catalog_pb2.CreateItemRequest(
@@ -72,7 +72,7 @@ async def _search(services: Services, env: dict[str, str]) -> tuple[int, Call]:
 
     services.start("tat", **env)
     svc = services.start("search", **env)
-    stub = search_pb2_grpc.SearchServiceStub(grpc.aio.insecure_channel(svc.addr))
+    stub = search_pb2_grpc.SearchServiceStub(grpc.aio.insecure_channel(svc.target))
     queries = iter([{"query": "phone"}, {"query": "kettle", "pincode": "560001"},
                     {"category": "mobiles"}] * 10**7)
 
