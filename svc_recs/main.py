@@ -14,6 +14,7 @@ from ecom.recommendations.v1 import recommendations_pb2_grpc
 from pydantic import Field
 
 import mesh
+from infra.core import STACK
 from svc_recs import store as recs_store
 from svc_recs.api import RecsApi
 from svc_recs.service import CatalogClient, InventoryClient, RecsService, subprocess_trainer
@@ -21,6 +22,10 @@ from svc_recs.service import CatalogClient, InventoryClient, RecsService, subpro
 
 class RecsServiceSettings(mesh.ServiceSettings):
     """Shared settings plus the service's own (ECOM_RECS_*)."""
+
+    # The event lake training reads (ECOM_LAKE_URL, as pipelines/recs.py);
+    # empty: the local stack's.
+    lake_url: str = ""
 
     # Per Cassandra read: a dead store answers UNAVAILABLE within a second.
     recs_store_timeout_seconds: float = Field(default=0.8, gt=0)
@@ -56,7 +61,8 @@ async def build() -> mesh.Service:
         store,
         CatalogClient(catalog_pb2_grpc.CatalogServiceStub(catalog_ch), timeout),
         InventoryClient(inventory_pb2_grpc.InventoryServiceStub(inventory_ch), timeout),
-        subprocess_trainer(dict(os.environ), settings.recs_refresh_timeout_seconds),
+        subprocess_trainer(dict(os.environ), settings.recs_refresh_timeout_seconds,
+                           lake=settings.lake_url or (STACK / "lake").as_uri()),
     )
 
     svc = mesh.Service("recs", settings)

@@ -10,9 +10,11 @@ import contextlib
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -111,11 +113,32 @@ def _is_store_error(exc: BaseException) -> bool:
 Trainer = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def subprocess_trainer(env: dict[str, str], timeout: float) -> Trainer:
+# The lake tables training reads its signals from (pipelines/recs.py).
+SIGNAL_TABLES = ("orders_lifecycle", "cart_events")
+
+
+def lake_has_signals(lake: str) -> bool:
+    """False when a local (``file:``) lake holds none of the tables training
+    reads, so a refresh can say so at once instead of starting Spark; a
+    remote lake is assumed to have them."""
+    parsed = urllib.parse.urlparse(lake)
+    if parsed.scheme not in ("", "file"):
+        return True
+    root = Path(urllib.parse.unquote(parsed.path))
+    return any((root / table / "_delta_log").is_dir() for table in SIGNAL_TABLES)
+
+
+def subprocess_trainer(env: dict[str, str], timeout: float, lake: str = "") -> Trainer:
     """Runs ``python -m pipelines.recs --once`` (a Spark driver of its own,
-    so the service process never hosts a JVM) and returns its JSON line."""
+    so the service process never hosts a JVM) and returns its JSON line.
+    An empty local lake is FAILED_PRECONDITION without starting Spark."""
 
     async def train() -> dict[str, Any]:
+        if lake and not lake_has_signals(lake):
+            raise FailedPrecondition(
+                f"the event lake at {lake} has no orders or cart events yet; the "
+                "analytics job writes them as the shop is used",
+                reason="LAKE_EMPTY")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pipelines.recs", "--once", "--wait", str(timeout),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,

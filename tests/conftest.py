@@ -283,6 +283,8 @@ class Services:
             "ECOM_INDEX_PREFIX": stack.es_prefix,
             "ECOM_KEYSPACE_PREFIX": stack.db_prefix,
             "ECOM_REDIS_PREFIX": stack.redis_prefix,
+            # The run's own event lake (empty unless a test fills it).
+            "ECOM_LAKE_URL": (STACK / "test-lakes" / stack.run_id).as_uri(),
             "ECOM_SHUTDOWN_GRACE_SECONDS": "5",
             "ECOM_HEALTH_CHECK_INTERVAL_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",

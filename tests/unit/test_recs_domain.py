@@ -130,3 +130,15 @@ def test_the_supervisor_runs_the_training_job_with_svc_recs_unless_told_not_to(
     monkeypatch.setenv("ECOM_SERVICES", "users")
     monkeypatch.delenv("ECOM_RECS_JOB")
     assert services.RECS_JOB not in {c.name for c in services.planned_children()}
+
+
+def test_an_empty_local_lake_is_known_without_spark(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from svc_recs.service import lake_has_signals
+
+    lake = tmp_path / "lake"
+    assert not lake_has_signals(lake.as_uri())
+    (lake / "catalog_items" / "_delta_log").mkdir(parents=True)
+    assert not lake_has_signals(lake.as_uri())
+    (lake / "cart_events" / "_delta_log").mkdir(parents=True)
+    assert lake_has_signals(lake.as_uri())
+    assert lake_has_signals("s3a://bucket/lake")
