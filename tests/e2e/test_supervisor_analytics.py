@@ -49,6 +49,9 @@ def test_the_job_is_supervised_restarted_and_reported(stack, tmp_path: Path) -> 
         "ECOM_STACK_DIR": str(stack_dir),
         "ECOM_SERVICES": "analytics",
         "ECOM_ANALYTICS_ADDR": f"127.0.0.1:{free_port()}",
+        # One process of the service: this test is about the job beside it
+        # (test_supervisor covers replicas).
+        "ECOM_REPLICAS": "1",
         "ECOM_EDGE_PORT": str(free_port()),
         "ECOM_EDGE_ADMIN_PORT": str(free_port()),
         "ECOM_WEB_ADDR": f"127.0.0.1:{free_port()}",
