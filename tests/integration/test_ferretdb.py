@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from tests.conftest import Stack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +187,6 @@ def own_ferretdb(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     import os
     import socket
     import subprocess
-    import time
 
     from infra.core import tail
     from infra.servers.ferretdb import FerretDB
@@ -210,17 +210,15 @@ def own_ferretdb(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
                                 start_new_session=True)
     url = f"mongodb://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def ready() -> bool:
             assert proc.poll() is None, f"ferretdb exited:\n{tail(log)}"
             try:
                 with _mongo(url, serverSelectionTimeoutMS=500) as c:
-                    if c.admin.command("ping").get("ok") == 1:
-                        break
+                    return c.admin.command("ping").get("ok") == 1
             except pymongo.errors.PyMongoError:
-                pass
-            assert time.monotonic() < deadline, f"ferretdb not ready:\n{tail(log)}"
-            time.sleep(0.2)
+                return False
+
+        wait_until(ready, f"ferretdb answering ping on port {port}", timeout=60, interval=0.2)
         yield url
     finally:
         proc.terminate()
