@@ -93,6 +93,10 @@ outbox = Table(
     mysql_engine="InnoDB",
 )
 
+# Built once: SQLAlchemy memoizes a statement's cache key, so queuing an
+# event skips building and keying the INSERT every time.
+_INSERT = insert(outbox)
+
 
 async def create_tables(engine: AsyncEngine) -> None:
     """Create the `outbox` table if missing (services with Alembic include
@@ -121,16 +125,17 @@ async def add_event(
     event_id = event_id or str(uuid.uuid4())
     headers = tracing.trace_headers(headers)
     await db.execute(
-        insert(outbox).values(
-            event_id=event_id,
-            topic=topic,
-            event_type=event_type,
-            message_key=key.encode() if isinstance(key, str) else key,
-            payload=payload,
-            headers=json.dumps({k: base64.b64encode(v).decode() for k, v in headers.items()})
+        _INSERT,
+        {
+            "event_id": event_id,
+            "topic": topic,
+            "event_type": event_type,
+            "message_key": key.encode() if isinstance(key, str) else key,
+            "payload": payload,
+            "headers": json.dumps({k: base64.b64encode(v).decode() for k, v in headers.items()})
             if headers
             else None,
-        )
+        },
     )
     return event_id
 
@@ -161,23 +166,22 @@ async def add_events(db: AsyncSession | AsyncConnection, events: Sequence[Pendin
             for e in events
         ]
     await db.execute(
-        insert(outbox).values(
-            [
-                {
-                    "event_id": e.event_id,
-                    "topic": e.topic,
-                    "event_type": e.event_type,
-                    "message_key": e.key.encode() if isinstance(e.key, str) else e.key,
-                    "payload": e.payload,
-                    "headers": json.dumps(
-                        {k: base64.b64encode(v).decode() for k, v in e.headers.items()}
-                    )
-                    if e.headers
-                    else None,
-                }
-                for e in events
-            ]
-        )
+        _INSERT,
+        [
+            {
+                "event_id": e.event_id,
+                "topic": e.topic,
+                "event_type": e.event_type,
+                "message_key": e.key.encode() if isinstance(e.key, str) else e.key,
+                "payload": e.payload,
+                "headers": json.dumps(
+                    {k: base64.b64encode(v).decode() for k, v in e.headers.items()}
+                )
+                if e.headers
+                else None,
+            }
+            for e in events
+        ],
     )
 
 

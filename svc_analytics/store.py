@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from mesh import cassandra as cassandra_sessions
+
 KEYSPACE = "analytics"
 JOB = "analytics"
 
@@ -62,22 +64,7 @@ ALL_CATEGORIES = "*"
 
 def connect(contact_points: list[tuple[str, int]], keyspace: str) -> Any:
     """A cassandra-driver session on ``keyspace`` (created when missing)."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy
-
-    cluster = Cluster(
-        contact_points=[h for h, _ in contact_points],
-        port=contact_points[0][1],
-        execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
-            load_balancing_policy=RoundRobinPolicy(), request_timeout=20)},
-        protocol_version=5,
-    )
-    session = cluster.connect()
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    session.set_keyspace(keyspace)
-    return session
+    return cassandra_sessions.connect(contact_points, keyspace, request_timeout=20.0)
 
 
 def create_schema(session: Any) -> None:

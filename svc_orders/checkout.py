@@ -251,25 +251,30 @@ class Checkout:
         known: OrderRecord | None = None,
     ) -> OrderRecord:
         """``known``: the order as just read or inserted; its lines and
-        pincode never change, so it saves a read (the state is re-read
-        under lock below either way)."""
+        pincode never change, so it saves two reads (the row itself is
+        re-read under lock below either way)."""
         held = {ln.item_id: ln.warehouse_id for ln in reservation.lines}
         rec = known if known is not None else await self.store.get(None, order_id)
         assert rec is not None
         promised = await self._promised_dates(rec, held)
+        lines = rec.lines
 
         async def work(conn: AsyncConnection) -> OrderRecord:
-            locked = await self.store.get(conn, order_id, for_update=True)
+            locked = await self.store.get(conn, order_id, for_update=True, known_lines=lines)
             assert locked is not None
-            if locked.state is not OrderState.PENDING:
-                return locked
-            await self.store.set_lines_fulfilment(
-                conn, order_id, {item: (wh, promised.get(item)) for item, wh in held.items()}
-            )
+            if locked.state is not OrderState.PENDING:  # finished meanwhile: as stored
+                stored = await self.store.get(conn, order_id)
+                assert stored is not None
+                return stored
+            fulfilment = {item: (wh, promised.get(item)) for item, wh in held.items()}
+            await self.store.set_lines_fulfilment(conn, order_id, fulfilment)
             locked = replace(
                 locked,
                 lines=tuple(
-                    replace(ln, warehouse_id=held.get(ln.item_id, ln.warehouse_id))
+                    replace(ln, warehouse_id=fulfilment[ln.item_id][0],
+                            promised_date=fulfilment[ln.item_id][1])
+                    if ln.item_id in fulfilment
+                    else ln
                     for ln in locked.lines
                 ),
             )

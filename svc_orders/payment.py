@@ -28,7 +28,7 @@ from svc_orders import codec, domain
 from svc_orders.domain import Action, CancelReason, OrderState, PaymentStatus, RefundState
 from svc_orders.ports import PeerRejectedInput, Peers, PeerUnreachable
 from svc_orders.settlement import Settlement
-from svc_orders.store import OrderRecord, OrderStore
+from svc_orders.store import OrderRecord, OrderStore, after_update
 from svc_orders.transitions import OrderSettings, Transitions, as_service
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class Payment:
             return await self.transitions.apply_locked(conn, rec, Action.PAYMENT_DECLINED, values)
         values.update(_refund_bookkeeping(rec, status))
         await self.store.update(conn, rec.order_id, **values)
-        return await self.store.get(conn, rec.order_id)
+        return after_update(rec, values)
 
 
 def _refund_bookkeeping(rec: OrderRecord, status: PaymentStatus) -> dict[str, Any]:

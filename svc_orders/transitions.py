@@ -23,7 +23,7 @@ from mesh.db import utcnow
 from mesh.errors import NotFound
 from svc_orders import codec, domain
 from svc_orders.domain import Action, OrderState
-from svc_orders.store import OrderRecord, OrderStore
+from svc_orders.store import OrderRecord, OrderStore, after_update
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,7 @@ class Transitions:
         if change is None:
             return rec
         await self.store.update(conn, rec.order_id, **change)
-        after = await self.store.get(conn, rec.order_id)
-        assert after is not None
+        after = after_update(rec, change)  # the row is locked: what we wrote is what it holds
         if after.state in domain.VISIBLE_STATES:
             await self._announce(
                 conn, rec.state if rec.state in domain.VISIBLE_STATES else None, after

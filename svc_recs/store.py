@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mesh import cassandra as cassandra_sessions
+
 KEYSPACE = "recs"
 POINTER = "current"
 ALL = "*"
@@ -69,7 +71,7 @@ SCHEMA = [
         caller text, request_id text, result text,
         PRIMARY KEY ((caller, request_id)))""",
 ]
-SCHEMA_TIMEOUT = 60.0
+SCHEMA_TIMEOUT = cassandra_sessions.SCHEMA_TIMEOUT
 # A refresh's answer is kept this long for retries with its request id.
 REFRESH_TTL_SECONDS = 86_400
 
@@ -85,28 +87,8 @@ KINDS: dict[str, tuple[str, str]] = {
 def connect(contact_points: list[tuple[str, int]], keyspace: str, *,
             request_timeout: float = 20.0, connect_timeout: float = 5.0) -> Any:
     """A cassandra-driver session on ``keyspace`` (created when missing)."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
-
-    cluster = Cluster(
-        contact_points=[h for h, _ in contact_points],
-        port=contact_points[0][1],
-        execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
-            load_balancing_policy=RoundRobinPolicy(), request_timeout=request_timeout)},
-        protocol_version=5,
-        connect_timeout=connect_timeout,
-        control_connection_timeout=connect_timeout,
-        # Back within a second or two of Cassandra returning.
-        reconnection_policy=ConstantReconnectionPolicy(1.0, None),
-    )
-    session = cluster.connect()
-    # Schema changes wait for agreement: far slower than reads, so they get
-    # their own timeout whatever the session's request timeout is.
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        "{'class': 'SimpleStrategy', 'replication_factor': 1}", timeout=SCHEMA_TIMEOUT)
-    session.set_keyspace(keyspace)
-    return session
+    return cassandra_sessions.connect(contact_points, keyspace, request_timeout=request_timeout,
+                                      connect_timeout=connect_timeout)
 
 
 def create_schema(session: Any) -> None:

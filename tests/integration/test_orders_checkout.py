@@ -166,6 +166,7 @@ async def test_pay_success_ship_deliver_and_illegal_transitions(shop: Shop) -> N
         metadata=ADMIN,
     )
     assert shipped.state == pb.ORDER_STATE_SHIPPED and shipped.shipment.carrier == "bluedart"
+    assert await shop.get(order.order_id) == shipped  # the answer is the stored order
     same = await shop.orders.ShipOrder(
         pb.ShipOrderRequest(order_id=order.order_id, request_id=new_id()), metadata=ADMIN
     )
@@ -180,6 +181,7 @@ async def test_pay_success_ship_deliver_and_illegal_transitions(shop: Shop) -> N
         pb.DeliverOrderRequest(order_id=order.order_id, request_id=new_id()), metadata=ADMIN
     )
     assert delivered.state == pb.ORDER_STATE_DELIVERED and delivered.HasField("deliver_time")
+    assert await shop.get(order.order_id) == delivered
 
 
 async def test_decline_cancels_and_releases(shop: Shop) -> None:

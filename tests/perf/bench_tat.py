@@ -7,8 +7,11 @@
    computation, Redis write + pointer flip; and the same computation in
    Spark (local[2]) for comparison (ECOM_BENCH_SPARK=0 skips it).
 2. BatchCheckServiceability of 50 items, p50/p99 at 8 concurrent clients.
-3. Single CheckServiceability p99 next to a raw Redis HGET of the same row
-   and an in-process (LRU-hit) lookup, in the same run, with the ratio.
+3. Single CheckServiceability p99 next to a raw Redis HGET of the same row,
+   an in-process (LRU-hit) lookup, and the floor of any call to the
+   service: the standard gRPC health Check on the same server and channel,
+   which does no work at all. Check over that floor is what the
+   serviceability path adds to a Python gRPC round trip.
 
 Inventory is not started, so checks take the "stock not considered" path
 (svc_tat skips inventory during its back-off): the figures are the
@@ -28,6 +31,7 @@ import redis
 import redis.asyncio as aioredis
 from ecom.serviceability.v1 import serviceability_pb2 as pb
 from ecom.serviceability.v1 import serviceability_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipelines import serviceability as job
 from svc_tat.store import MatrixStore
@@ -88,13 +92,14 @@ def test_precompute_numpy_vs_spark(stack: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-async def tat(services: Any) -> Any:
+async def channel(services: Any) -> Any:
     svc = services.start("tat")
     async with svc.channel() as channel:
-        yield serviceability_pb2_grpc.ServiceabilityServiceStub(channel)
+        yield channel
 
 
-async def test_batch_check_50_items_8_clients(tat: Any) -> None:
+async def test_batch_check_50_items_8_clients(channel: Any) -> None:
+    tat = serviceability_pb2_grpc.ServiceabilityServiceStub(channel)
     items = [f"item-{i}" for i in range(50)]
     per_client = 150
     await tat.BatchCheckServiceability(pb.BatchCheckServiceabilityRequest(
@@ -121,7 +126,9 @@ async def test_batch_check_50_items_8_clients(tat: Any) -> None:
                   unit="calls/s", better="higher")
 
 
-async def test_single_check_vs_raw_redis(tat: Any, services: Any) -> None:
+async def test_single_check_vs_raw_redis(channel: Any, services: Any) -> None:
+    tat = serviceability_pb2_grpc.ServiceabilityServiceStub(channel)
+    health = health_pb2_grpc.HealthStub(channel)
     n = 2000
     req = pb.CheckServiceabilityRequest(item_id="item-1", pincode="560100")
     await tat.CheckServiceability(req)
@@ -131,6 +138,14 @@ async def test_single_check_vs_raw_redis(tat: Any, services: Any) -> None:
         t = time.perf_counter()
         await tat.CheckServiceability(req)
         grpc_ms.append((time.perf_counter() - t) * 1000)
+
+    floor_ms = []
+    probe = health_pb2.HealthCheckRequest()
+    await health.Check(probe)
+    for _ in range(n):
+        t = time.perf_counter()
+        await health.Check(probe)
+        floor_ms.append((time.perf_counter() - t) * 1000)
 
     env = services.env
     client = aioredis.Redis.from_url(env["ECOM_REDIS_URL"] if "ECOM_REDIS_URL" in env
@@ -151,9 +166,14 @@ async def test_single_check_vs_raw_redis(tat: Any, services: Any) -> None:
     show("CheckServiceability (gRPC, end to end)", grpc_ms)
     show("raw Redis HGET of the row", redis_ms)
     show("in-process lookup (LRU hit)", lru_ms)
+    show("gRPC floor: health Check, same server", floor_ms)
     report.record("serviceability Check p99 vs raw Redis HGET", pct(grpc_ms, 99),
                   pct(redis_ms, 99), unit="ms", better="lower")
     report.record("serviceability Check p50 vs raw Redis HGET", pct(grpc_ms, 50),
                   pct(redis_ms, 50), unit="ms", better="lower")
+    report.record("serviceability Check p99 vs an empty gRPC call (health Check)",
+                  pct(grpc_ms, 99), pct(floor_ms, 99), unit="ms", better="lower")
+    report.record("serviceability Check p50 vs an empty gRPC call (health Check)",
+                  pct(grpc_ms, 50), pct(floor_ms, 50), unit="ms", better="lower")
     print(f"p99 ratio Check / raw Redis GET = {pct(grpc_ms, 99) / pct(redis_ms, 99):.1f}x; "
           f"Check / in-process = {pct(grpc_ms, 99) / pct(lru_ms, 99):.0f}x")

@@ -9,6 +9,12 @@ inclusive time, plus the calls per second the load reached.
     .venv/bin/python -m tests.perf.profile tat      # CheckServiceability
     .venv/bin/python -m tests.perf.profile catalog  # GetItem
     .venv/bin/python -m tests.perf.profile search   # Search (facets, page 20)
+    .venv/bin/python -m tests.perf.profile orders   # CreateOrder, one hot item
+    .venv/bin/python -m tests.perf.profile orders --process inventory  # its peer
+    .venv/bin/python -m tests.perf.profile inventory  # ReserveStock, one hot item
+
+``--process`` records another process of the same load (a peer the RPC
+calls) instead of the service the calls go to.
 
 ``--out FILE`` keeps py-spy's raw collapsed stacks (flamegraph input).
 """
@@ -29,12 +35,18 @@ from pathlib import Path
 
 import grpc
 
-from tests.conftest import Services, Stack
+from tests.conftest import RunningService, Services, Stack
 
 Call = Callable[[], Awaitable[object]]
+_KEEP: list[object] = []
+Load = tuple[dict[str, list[int]], Call]  # each service of the load: its replicas' pids
 
 
-async def _tat(services: Services, env: dict[str, str]) -> tuple[int, Call]:
+def _pids(svc: RunningService) -> list[int]:
+    return [p.pid for p in svc.procs]
+
+
+async def _tat(services: Services, env: dict[str, str]) -> Load:
     from ecom.serviceability.v1 import serviceability_pb2 as pb
     from ecom.serviceability.v1 import serviceability_pb2_grpc
 
@@ -46,10 +58,10 @@ async def _tat(services: Services, env: dict[str, str]) -> tuple[int, Call]:
         return await stub.CheckServiceability(
             pb.CheckServiceabilityRequest(item_id="item-1", pincode=next(pins)))
 
-    return svc.proc.pid, call
+    return {"tat": _pids(svc)}, call
 
 
-async def _catalog(services: Services, env: dict[str, str]) -> tuple[int, Call]:
+async def _catalog(services: Services, env: dict[str, str]) -> Load:
     from ecom.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
     from tests.integration.orders_support import ADMIN
@@ -64,13 +76,13 @@ async def _catalog(services: Services, env: dict[str, str]) -> tuple[int, Call]:
     async def call() -> object:
         return await stub.GetItem(catalog_pb2.GetItemRequest(item_id=created.item_id))
 
-    return svc.proc.pid, call
+    return {"catalog": _pids(svc)}, call
 
 
-async def _search(services: Services, env: dict[str, str]) -> tuple[int, Call]:
+async def _search(services: Services, env: dict[str, str]) -> Load:
     from ecom.search.v1 import search_pb2, search_pb2_grpc
 
-    services.start("tat", **env)
+    tat = services.start("tat", **env)
     svc = services.start("search", **env)
     stub = search_pb2_grpc.SearchServiceStub(grpc.aio.insecure_channel(svc.target))
     queries = iter([{"query": "phone"}, {"query": "kettle", "pincode": "560001"},
@@ -79,10 +91,54 @@ async def _search(services: Services, env: dict[str, str]) -> tuple[int, Call]:
     async def call() -> object:
         return await stub.Search(search_pb2.SearchRequest(page_size=20, **next(queries)))
 
-    return svc.proc.pid, call
+    return {"search": _pids(svc), "tat": _pids(tat)}, call
 
 
-LOADS = {"tat": _tat, "catalog": _catalog, "search": _search}
+async def _orders(services: Services, env: dict[str, str]) -> Load:
+    """CreateOrder of one unit of one hot item by ever new buyers (the
+    checkout benchmark's load); ``env`` goes to orders and its peers."""
+    from tests.integration.orders_support import Shop, start_shop
+
+    running = start_shop(services, ECOM_ORDER_HOLD_SECONDS="600", **env)
+    shop = Shop.connect(running)
+    item = await shop.item(stock=10_000_000)
+
+    async def call() -> object:
+        return await shop.checkout(f"prof-{uuid.uuid4().hex[:12]}", item)
+
+    return {name: _pids(svc) for name, svc in running.items()}, call
+
+
+async def _inventory(services: Services, env: dict[str, str]) -> Load:
+    """ReserveStock of one unit of one hot item (the reservation benchmark's
+    load), routes from an in-process serviceability fake."""
+    from ecom.inventory.v1 import inventory_pb2 as pb
+    from ecom.inventory.v1 import inventory_pb2_grpc
+    from ecom.serviceability.v1 import serviceability_pb2_grpc
+
+    from tests.integration.test_inventory_service import ADMIN, ORDERS, FakeServiceability
+
+    tat = grpc.aio.server()
+    serviceability_pb2_grpc.add_ServiceabilityServiceServicer_to_server(FakeServiceability(), tat)
+    port = tat.add_insecure_port("127.0.0.1:0")
+    await tat.start()
+    _KEEP.append(tat)  # a server nobody references is collected, and stops
+    svc = services.start("inventory", ECOM_TAT_ADDR=f"127.0.0.1:{port}", **env)
+    stub = inventory_pb2_grpc.InventoryServiceStub(grpc.aio.insecure_channel(svc.target))
+    item = f"hot-{uuid.uuid4().hex[:8]}"
+    await stub.SetStock(pb.SetStockRequest(item_id=item, warehouse_id="blr-1",
+                                           available=10_000_000, request_id=item), metadata=ADMIN)
+
+    async def call() -> object:
+        return await stub.ReserveStock(pb.ReserveStockRequest(
+            order_id=uuid.uuid4().hex, pincode="560001",
+            lines=[pb.ReservationLine(item_id=item, quantity=1)]), metadata=ORDERS)
+
+    return {"inventory": _pids(svc)}, call
+
+
+LOADS = {"tat": _tat, "catalog": _catalog, "search": _search, "orders": _orders,
+         "inventory": _inventory}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -116,12 +172,13 @@ def top(raw: Path, n_self: int = 25, n_incl: int = 35) -> str:
 
 
 async def profile(name: str, seconds: float, clients: int, out: Path | None,
-                  env: dict[str, str], record: bool = True) -> None:
+                  env: dict[str, str], record: bool = True, process: str = "") -> None:
     stack = Stack()
     stack.ensure(["mariadb", "redis", "kafka", "ferretdb", "elasticsearch"])
     services = Services(stack)
     try:
-        pid, call = await LOADS[name](services, env)
+        pids, call = await LOADS[name](services, env)
+        pid = pids[process or name][0]  # py-spy records the first replica
         for _ in range(50):
             await call()
         raw = out or Path(tempfile.mkstemp(suffix=".txt")[1])
@@ -132,7 +189,7 @@ async def profile(name: str, seconds: float, clients: int, out: Path | None,
                  "-d", str(int(seconds)), "-r", "250", "-f", "raw", "-o", str(raw),
                  "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cpu_before = cpu_seconds(pid)
+        cpu_before = {p: sum(map(cpu_seconds, i)) for p, i in pids.items()}
         done = 0
         deadline = time.monotonic() + seconds
 
@@ -143,10 +200,11 @@ async def profile(name: str, seconds: float, clients: int, out: Path | None,
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(clients)))
-        cpu = cpu_seconds(pid) - cpu_before
+        cpu = {p: sum(map(cpu_seconds, i)) - cpu_before[p] for p, i in pids.items()}
         print(f"{name}: {done / seconds:,.0f} calls/s with {clients} clients "
               f"({' '.join(f'{k}={v}' for k, v in env.items()) or 'defaults'}); "
-              f"the service used {cpu * 1e6 / max(done, 1):,.0f} us of CPU per call")
+              "CPU per call: " + ", ".join(
+                  f"{p} {c * 1e6 / max(done, 1):,.0f} us" for p, c in cpu.items()))
         if spy is not None:
             spy.wait(30)
             print(top(raw))
@@ -163,10 +221,12 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the service (e.g. ECOM_EVENT_LOOP=asyncio)")
     parser.add_argument("--no-profile", action="store_true", help="measure calls/s only")
+    parser.add_argument("--process", default="",
+                        help="record this process of the load instead (e.g. inventory)")
     args = parser.parse_args()
     env = dict(e.split("=", 1) for e in args.env)
     asyncio.run(profile(args.service, args.seconds, args.clients, args.out, env,
-                        not args.no_profile))
+                        not args.no_profile, args.process))
 
 
 if __name__ == "__main__":

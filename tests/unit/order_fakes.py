@@ -28,7 +28,6 @@ from google.type import money_pb2
 from mesh.db import utcnow
 from svc_orders import codec
 from svc_orders.domain import (
-    CancelReason,
     OrderState,
     PaymentStatus,
     RefundState,
@@ -43,19 +42,10 @@ from svc_orders.ports import (
     Peers,
     PeerUnreachable,
 )
-from svc_orders.store import DuplicateOrder, OrderRecord
+from svc_orders.store import DuplicateOrder, LineRecord, OrderRecord, after_update
 from svc_orders.transitions import OrderSettings
 
 T = TypeVar("T")
-
-_ENUMS: dict[str, Callable[[Any], Any]] = {
-    "state": OrderState,
-    "reservation_state": ReservationState,
-    "payment_status": PaymentStatus,
-    "cancel_reason": CancelReason,
-    "refund_state": RefundState,
-}
-
 
 def _down() -> PeerUnreachable:
     return PeerUnreachable(grpc.StatusCode.UNAVAILABLE, "peer is down")
@@ -89,9 +79,17 @@ class FakeOrderStore:
         self.rows[rec.order_id] = rec
 
     async def get(
-        self, conn: Any, order_id: str, *, for_update: bool = False
+        self,
+        conn: Any,
+        order_id: str,
+        *,
+        for_update: bool = False,
+        known_lines: tuple[LineRecord, ...] | None = None,
     ) -> OrderRecord | None:
-        return self.rows.get(order_id)
+        rec = self.rows.get(order_id)
+        if rec is not None and known_lines is not None:
+            return replace(rec, lines=known_lines)
+        return rec
 
     async def get_by_request(self, conn: Any, user_id: str, request_id: str) -> OrderRecord | None:
         return next(
@@ -100,8 +98,7 @@ class FakeOrderStore:
         )
 
     async def update(self, conn: Any, order_id: str, **values: Any) -> None:
-        typed = {k: _ENUMS[k](v) if k in _ENUMS else v for k, v in values.items()}
-        self.rows[order_id] = replace(self.rows[order_id], **typed)
+        self.rows[order_id] = after_update(self.rows[order_id], values)
 
     async def update_if(self, order_id: str, version: int, **values: Any) -> bool:
         rec = self.rows.get(order_id)
