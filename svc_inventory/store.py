@@ -127,6 +127,20 @@ _LOCK_ITEMS = (
     .order_by(stock.c.item_id, stock.c.warehouse_id)
     .with_for_update()
 )
+_ITEM_STOCK = (
+    sa.select(stock)
+    .where(stock.c.item_id.in_(sa.bindparam("item_ids", expanding=True)))
+    .order_by(stock.c.item_id, stock.c.warehouse_id)
+)
+_GET_RESERVATION = sa.select(reservations).where(
+    reservations.c.order_id == sa.bindparam("b_order_id")
+)
+_GET_RESERVATION_FOR_UPDATE = _GET_RESERVATION.with_for_update()
+_RESERVATION_LINES = (
+    sa.select(reservation_lines)
+    .where(reservation_lines.c.order_id.in_(sa.bindparam("order_ids", expanding=True)))
+    .order_by(reservation_lines.c.order_id, reservation_lines.c.item_id)
+)
 _INSERT_RESERVATION = sa.insert(reservations)
 _INSERT_LINES = sa.insert(reservation_lines)
 _SET_RESERVATION_STATE = (
@@ -292,16 +306,12 @@ class InventoryStore(SqlStore):
         out: dict[str, list[StockRow]] = {i: [] for i in item_ids}
         if not item_ids:
             return out
-        query = (
-            sa.select(stock)
-            .where(stock.c.item_id.in_(list(item_ids)))
-            .order_by(stock.c.item_id, stock.c.warehouse_id)
-        )
+        params = {"item_ids": list(item_ids)}
         if conn is None:
             async with self.engine.connect() as own:
-                result = await own.execute(query)
+                result = await own.execute(_ITEM_STOCK, params)
         else:
-            result = await conn.execute(query)
+            result = await conn.execute(_ITEM_STOCK, params)
         for r in result:
             out[r.item_id].append(_stock_row(r._mapping))
         return out
@@ -525,10 +535,8 @@ class InventoryStore(SqlStore):
         if conn is None:
             async with self.engine.connect() as own:
                 return await self.get_reservation(own, order_id)
-        query = sa.select(reservations).where(reservations.c.order_id == order_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
+        query = _GET_RESERVATION_FOR_UPDATE if for_update else _GET_RESERVATION
+        row = (await conn.execute(query, {"b_order_id": order_id})).first()
         if row is None:
             return None
         lines = await self._lines(conn, [order_id])
@@ -565,11 +573,7 @@ class InventoryStore(SqlStore):
     ) -> dict[str, tuple[HeldLine, ...]]:
         if not order_ids:
             return {}
-        result = await conn.execute(
-            sa.select(reservation_lines)
-            .where(reservation_lines.c.order_id.in_(list(order_ids)))
-            .order_by(reservation_lines.c.order_id, reservation_lines.c.item_id)
-        )
+        result = await conn.execute(_RESERVATION_LINES, {"order_ids": list(order_ids)})
         out: dict[str, list[HeldLine]] = {}
         for r in result:
             out.setdefault(r.order_id, []).append(

@@ -149,8 +149,11 @@ class Archiver:
 
     async def prepare(self) -> None:
         """Create the run-report table and the index the claim query uses
-        (both idempotent)."""
-        async with self.engine.begin() as conn:
+        (both idempotent; under the database's schema lock, so replicas
+        starting at once do not race between the check and the create)."""
+        from mesh.lease import schema_lock
+
+        async with schema_lock(self.engine), self.engine.begin() as conn:
             await conn.run_sync(archive_metadata.create_all)
             present = await conn.execute(
                 sa.text("SHOW INDEX FROM orders WHERE Key_name = 'ix_orders_archive'")

@@ -92,16 +92,47 @@ class Checkout:
     ) -> OrderRecord:
         """Price, check deliverability, store PENDING, hold stock, mark
         CREATED. A retry with the same request id returns (or finishes) the
-        first checkout."""
+        first checkout.
+
+        The first attempt does not look for an earlier one: the (user,
+        request id) unique key finds it at the insert. A retry whose inputs
+        no longer hold (the first order emptied the cart, an item has been
+        withdrawn since) looks it up when its own pricing fails."""
         problems = domain.validate_request_id(request_id)
         if not user_id:
             problems.append(FieldViolation("user_id", "is required"))
         if problems:
             raise InvalidArgument(violations=problems)
-        existing = await self.store.get_by_request(None, user_id, request_id)
-        if existing is not None:
-            return await self.finish(existing)
+        try:
+            rec = await self._priced_order(
+                user_id, request_id, lines, from_cart, address_id, address
+            )
+        except Exception:
+            existing = await self.store.get_by_request(None, user_id, request_id)
+            if existing is not None:
+                return await self.finish(existing)
+            raise
+        try:
+            await self.store.run(lambda conn: self.store.insert(conn, rec))
+        except DuplicateOrder:
+            # An earlier attempt (or a concurrent retry) stored it first:
+            # finish that one instead.
+            first = await self.store.get_by_request(None, user_id, request_id)
+            assert first is not None
+            return await self.finish(first)
+        return await self.finish(rec)
 
+    async def _priced_order(
+        self,
+        user_id: str,
+        request_id: str,
+        lines: list[WantedLine],
+        from_cart: bool,
+        address_id: str | None,
+        address: common_pb2.Address | None,
+    ) -> OrderRecord:
+        """The PENDING order the request describes, priced and checked
+        (nothing stored yet)."""
         if from_cart and lines:
             raise InvalidArgument.for_field("lines", "give either lines or from_cart, not both")
         if from_cart:
@@ -121,15 +152,7 @@ class Checkout:
             address_id=address_id or "",
         )
         priced, estimates = await self._price_and_check(lines, snapshot.pincode)
-        rec = self._new_order(user_id, request_id, from_cart, snapshot, priced, estimates)
-        try:
-            await self.store.run(lambda conn: self.store.insert(conn, rec))
-        except DuplicateOrder:
-            # A concurrent retry inserted first: finish that one instead.
-            first = await self.store.get_by_request(None, user_id, request_id)
-            assert first is not None
-            return await self.finish(first)
-        return await self.finish(rec)
+        return self._new_order(user_id, request_id, from_cart, snapshot, priced, estimates)
 
     def _new_order(
         self,

@@ -4,6 +4,7 @@ of defence against overselling stock)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -117,3 +118,31 @@ async def test_transaction_rolls_back(db: AsyncEngine) -> None:
             raise RuntimeError("abort")
     async with db.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(stock)) == 0
+
+
+async def test_an_idle_pooled_connection_the_server_dropped_is_replaced_before_use(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mesh.db pings a connection at checkout only after it sat idle: one
+    the server closed meanwhile (a restart, a killed session) is replaced
+    and the transaction runs, instead of failing."""
+    from mesh.db import drop_database, make_engine
+
+    monkeypatch.setenv("ECOM_DB_PING_IDLE_SECONDS", "0.05")
+    name = stack.mysql_db("ping")
+    url = stack.env["ECOM_MYSQL_URL"]
+    engine = await make_engine(url, name, pool_size=1, max_overflow=0)
+    admin = create_async_engine(async_url(stack), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            first = await conn.scalar(sa.text("SELECT CONNECTION_ID()"))
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f"KILL CONNECTION {int(first)}"))
+        await asyncio.sleep(0.2)  # idle past the threshold: the ping runs
+        async with engine.begin() as conn:
+            second = await conn.scalar(sa.text("SELECT CONNECTION_ID()"))
+        assert second != first
+    finally:
+        await engine.dispose()
+        await admin.dispose()
+        await drop_database(url, name)

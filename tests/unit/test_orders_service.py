@@ -187,6 +187,11 @@ async def test_checkout_from_the_cart_and_the_cart_emptied_once_placed(
     placed = await service.pay(rec.order_id, "tok_success", "pay-1")
     assert placed.state is OrderState.PLACED
     assert world.cart.lines[USER] == {}
+    # A late retry of that checkout finds the cart empty, and still gets
+    # the first order rather than an error.
+    again = await checkout(service, "k-2", lines=[], from_cart=True)
+    assert again.order_id == rec.order_id and again.state is OrderState.PLACED
+    assert world.inventory.calls.count("reserve") == 1
 
 
 async def test_a_saved_address_of_someone_else_is_refused(
