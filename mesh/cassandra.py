@@ -15,6 +15,8 @@ import logging
 import time
 from typing import Any
 
+from mesh import tracing
+
 log = logging.getLogger(__name__)
 
 # Schema changes wait for agreement among nodes: far slower than reads, so
@@ -58,7 +60,7 @@ def connect(
                 f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}",
                 timeout=SCHEMA_TIMEOUT)
             session.set_keyspace(keyspace)
-            return session
+            return tracing.instrument_cassandra(session)
         except (NoHostAvailable, OperationTimedOut) as exc:
             cluster.shutdown()
             if time.monotonic() + delay > deadline:

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
+from mesh import tracing
 from mesh.errors import Conflict, FieldViolation, InvalidArgument
 
 log = logging.getLogger("mesh.idempotency")
@@ -141,9 +142,9 @@ class RedisFingerprints:
     def __init__(self, url: str, prefix: str = "") -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.from_url(
+        self._redis = tracing.instrument_redis(redis.from_url(
             url, socket_connect_timeout=0.5, socket_timeout=0.5, decode_responses=True
-        )
+        ))
         self._prefix = prefix + "idem:"
         self._fallback = MemoryFingerprints()
         self._warned_at = 0.0

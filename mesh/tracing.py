@@ -28,7 +28,9 @@ provider is flushed at shutdown.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
 import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
+ENDPOINT_ENV = "ECOM_OTLP_ENDPOINT"
 
 # The one switch: None while tracing is off.
 _tracer: Tracer | None = None
@@ -323,3 +326,235 @@ def _instrument(sync_engine: Any) -> None:
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)
     event.listen(sync_engine, "handle_error", failed)
+
+
+# --------------------------------------------------------------------------
+# Redis, FerretDB (pymongo) and Cassandra calls
+# --------------------------------------------------------------------------
+#
+# Clients are built before mesh.Service.start turns tracing on, so the hooks
+# are installed when tracing is configured (ECOM_OTLP_ENDPOINT set) or on;
+# otherwise they install nothing at all. Installed, each call checks the one
+# module variable first. A datastore call is traced only inside a span (a
+# served RPC, a consumed message...): background loops and health probes
+# outside any span make no traces of their own.
+
+
+def _wanted() -> bool:
+    return _tracer is not None or bool(os.environ.get(ENDPOINT_ENV))
+
+
+def _child_span(name: str, attributes: dict[str, Any]) -> Any:
+    """A CLIENT span under the current span, not made current; None when
+    tracing is off or no span is current."""
+    if _tracer is None:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    return _tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def _fail(sp: Any, reason: str) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    sp.set_status(Status(StatusCode.ERROR, reason))
+
+
+def _command_name(command: Any) -> str:
+    if isinstance(command, bytes):
+        command = command.decode("ascii", "replace")
+    return str(command).upper()
+
+
+def _pipeline_names(stack: Sequence[Any]) -> list[str]:
+    names = []
+    for item in stack[:64]:
+        args = getattr(item, "args", None) or (item[0] if isinstance(item, tuple) else ())
+        if args:
+            names.append(_command_name(args[0]))
+    return names
+
+
+def _traced_async(call: Callable[..., Any], make_span: Callable[[], Any]) -> Callable[..., Any]:
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        sp = make_span() if _tracer is not None else None
+        if sp is None:
+            return await call(*args, **kwargs)
+        try:
+            return await call(*args, **kwargs)
+        except BaseException as exc:
+            _fail(sp, type(exc).__name__)
+            raise
+        finally:
+            sp.end()
+
+    return traced
+
+
+def _traced_sync(call: Callable[..., Any], make_span: Callable[[], Any]) -> Callable[..., Any]:
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        sp = make_span() if _tracer is not None else None
+        if sp is None:
+            return call(*args, **kwargs)
+        try:
+            return call(*args, **kwargs)
+        except BaseException as exc:
+            _fail(sp, type(exc).__name__)
+            raise
+        finally:
+            sp.end()
+
+    return traced
+
+
+def instrument_redis(client: Any) -> Any:
+    """Trace the commands of a redis-py client (``redis.asyncio.Redis`` or
+    ``redis.Redis``): each command a CLIENT span ``redis <COMMAND>``, each
+    pipeline one span ``redis pipeline`` listing its commands' names. Only
+    names are recorded, never keys or values. Returns ``client``; when
+    tracing is neither configured nor on, returns it untouched."""
+    if not _wanted() or getattr(client, "_ecom_traced", False):
+        return client
+    import inspect
+
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    base = {"db.system": "redis", "db.redis.database_index": int(kwargs.get("db") or 0)}
+    execute = client.execute_command
+    make_pipeline = client.pipeline
+    wrap = _traced_async if inspect.iscoroutinefunction(execute) else _traced_sync
+
+    def execute_command(*args: Any, **options: Any) -> Any:
+        if _tracer is None:
+            return execute(*args, **options)
+        name = _command_name(args[0]) if args else "COMMAND"
+        return wrap(execute, lambda: _child_span(
+            f"redis {name}", {**base, "db.operation": name}))(*args, **options)
+
+    def pipeline(*args: Any, **kw: Any) -> Any:
+        pipe = make_pipeline(*args, **kw)
+        pipe.execute = wrap(pipe.execute, lambda: _child_span("redis pipeline", {
+            **base, "db.operation": "pipeline",
+            "db.redis.commands": " ".join(_pipeline_names(pipe.command_stack))}))
+        return pipe
+
+    client.execute_command = execute_command
+    client.pipeline = pipeline
+    client._ecom_traced = True
+    return client
+
+
+class _MongoListener:
+    """pymongo command monitoring -> CLIENT spans ``mongodb <command>
+    <collection>``. pymongo calls it synchronously in the task running the
+    command, so the current span is the caller's."""
+
+    def __init__(self) -> None:
+        self._spans: dict[tuple[Any, int], Any] = {}
+
+    def started(self, event: Any) -> None:
+        if _tracer is None:
+            return
+        name = event.command_name
+        target = event.command.get(name)
+        if not isinstance(target, str):
+            target = event.command.get("collection")
+        attributes = {"db.system": "mongodb", "db.name": event.database_name,
+                      "db.operation": name}
+        if isinstance(target, str):
+            attributes["db.mongodb.collection"] = target
+            name = f"{name} {target}"
+        sp = _child_span(f"mongodb {name}", attributes)
+        if sp is not None:
+            self._spans[(event.connection_id, event.request_id)] = sp
+
+    def succeeded(self, event: Any) -> None:
+        if not self._spans:
+            return
+        sp = self._spans.pop((event.connection_id, event.request_id), None)
+        if sp is not None:
+            sp.end()
+
+    def failed(self, event: Any) -> None:
+        if not self._spans:
+            return
+        sp = self._spans.pop((event.connection_id, event.request_id), None)
+        if sp is not None:
+            failure = event.failure if isinstance(event.failure, Mapping) else {}
+            _fail(sp, str(failure.get("codeName") or failure.get("errmsg") or "failed"))
+            sp.end()
+
+
+def mongo_listeners() -> list[Any]:
+    """``event_listeners`` for a pymongo client: one command listener when
+    tracing is configured or on, none otherwise."""
+    if not _wanted():
+        return []
+    from pymongo import monitoring
+
+    class Listener(_MongoListener, monitoring.CommandListener):
+        pass
+
+    return [Listener()]
+
+
+_CQL = re.compile(
+    r"^\s*(\w+)\b(?:.*?\b(?:FROM|INTO|TABLE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?\"?([\w.]+))?",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _cql_name(statement: str) -> tuple[str, str]:
+    """(verb, table) of a CQL statement; table may be empty."""
+    match = _CQL.match(statement)
+    if not match:
+        return "CQL", ""
+    verb, table = match.group(1).upper(), match.group(2) or ""
+    if verb == "UPDATE":
+        parts = statement.split()
+        table = parts[1].strip('"') if len(parts) > 1 else ""
+    return verb, table
+
+
+def _cassandra_request(future: Any, session: Any) -> None:
+    if _tracer is None:
+        return
+    query = future.query
+    text = getattr(query, "query_string", None)
+    if text is None:
+        prepared = getattr(query, "prepared_statement", None)
+        text = getattr(prepared, "query_string", None)
+    verb, table = _cql_name(text) if isinstance(text, str) else ("BATCH", "")
+    attributes = {"db.system": "cassandra", "db.name": session.keyspace or "",
+                  "db.operation": verb}
+    if table:
+        attributes["db.cassandra.table"] = table
+    sp = _child_span(f"cassandra {verb} {table}".rstrip(), attributes)
+    if sp is not None:
+        future.add_callbacks(_cassandra_done, _cassandra_failed,
+                             callback_args=(sp,), errback_args=(sp,))
+
+
+def _cassandra_done(_result: Any, sp: Any) -> None:
+    if sp.is_recording():  # a paged result calls back once per page
+        sp.end()
+
+
+def _cassandra_failed(exc: BaseException, sp: Any) -> None:
+    if sp.is_recording():
+        _fail(sp, type(exc).__name__)
+        sp.end()
+
+
+def instrument_cassandra(session: Any) -> Any:
+    """Trace the requests of a cassandra-driver session through its request
+    init listener: CLIENT spans ``cassandra <VERB> <table>``, ended by the
+    response's callbacks. Returns ``session``; untouched when tracing is
+    neither configured nor on."""
+    if _wanted() and not getattr(session, "_ecom_traced", False):
+        session.add_request_init_listener(_cassandra_request, session)
+        session._ecom_traced = True
+    return session

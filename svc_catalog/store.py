@@ -68,6 +68,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mesh import tracing
 from mesh.lease import DocumentLease
 from svc_catalog import domain
 
@@ -77,8 +78,10 @@ MAX_ROW_ERRORS = 1_000
 
 
 def connect(url: str) -> AsyncMongoClient[dict[str, Any]]:
-    """A client returning timezone-aware datetimes."""
-    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5_000)
+    """A client returning timezone-aware datetimes (its commands traced
+    when tracing is on)."""
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5_000,
+                            event_listeners=tracing.mongo_listeners())
 
 
 def now() -> datetime:

@@ -46,6 +46,8 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from mesh import tracing
+
 log = logging.getLogger(__name__)
 
 CQL_DIR = Path(__file__).resolve().parent / "cql"
@@ -204,7 +206,7 @@ class ArchiveStore:
             cluster.shutdown()
             raise
         self._cluster = cluster
-        return session
+        return tracing.instrument_cassandra(session)
 
     def _apply_schema(self, session: Session) -> None:
         session.execute(

@@ -22,6 +22,7 @@ from ecom.users.v1 import users_pb2_grpc
 from pydantic import Field, field_validator
 
 import mesh
+from mesh import tracing
 from mesh.consumer import IdempotentConsumer
 from mesh.db import make_engine
 from mesh.kafka import ensure_topics, make_admin, make_consumer, topic_name
@@ -109,7 +110,7 @@ async def build() -> mesh.Service:
         [LIFECYCLE_TOPIC, PAYMENTS_TOPIC],
         prefix=settings.topic_prefix,
     )
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = tracing.instrument_redis(aioredis.Redis.from_url(settings.redis_url))
     holds = HoldStore(redis, settings.redis_key("orders:hold:"))
     channels = mesh.Channels(settings)
     catalog = catalog_pb2_grpc.CatalogServiceStub(channels.get("catalog"))

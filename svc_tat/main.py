@@ -23,6 +23,7 @@ from ecom.users.v1 import users_pb2_grpc
 from pydantic import Field
 
 import mesh
+from mesh import tracing
 from mesh.kafka import OutgoingEvent, ensure_topics, make_admin, make_producer, publish
 from pipelines.serviceability import build_locked
 from svc_tat import consumers
@@ -57,8 +58,8 @@ async def build() -> mesh.Service:
     settings = mesh.load_settings(TatSettings)
     mesh.configure_logging(settings.log_level, service="tat")
     warehouses = load_warehouses(settings.tat_warehouses_file)
-    client = aioredis.Redis.from_url(settings.redis_url)
-    sync_client = redis.Redis.from_url(settings.redis_url)
+    client = tracing.instrument_redis(aioredis.Redis.from_url(settings.redis_url))
+    sync_client = tracing.instrument_redis(redis.Redis.from_url(settings.redis_url))
     channels = mesh.Channels(settings)
     # No retries towards inventory: when it is down the check answers
     # without stock at once rather than after a retry back-off.

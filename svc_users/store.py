@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mesh import db
+from mesh import db, tracing
 from mesh.errors import FailedPrecondition, NotFound
 from svc_users.domain import (
     MAX_ADDRESSES_PER_USER,
@@ -634,7 +634,7 @@ class ProfileCache:
 def redis_client(url: str, *, timeout_seconds: float = 0.25) -> aioredis.Redis:
     """A Redis client with short timeouts: a slow or dead cache must cost
     reads milliseconds, not the call's whole deadline."""
-    return aioredis.Redis.from_url(
+    return tracing.instrument_redis(aioredis.Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
@@ -642,4 +642,4 @@ def redis_client(url: str, *, timeout_seconds: float = 0.25) -> aioredis.Redis:
         # for a cache a miss is cheaper than waiting.
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
-    )
+    ))

@@ -7,7 +7,10 @@ through its generated OpenTelemetry tracer config). The client sends no
 trace context: Envoy starts the trace, and every later span must descend
 from Envoy's through gRPC metadata, outbox rows and Kafka headers.
 
-Needs ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb.
+Datastore calls are spans of the calling RPC too: SQL (MariaDB), Redis
+commands, FerretDB commands (pymongo) and Cassandra requests.
+
+Needs ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb,cassandra.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tests.integration.orders_support import Shop
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.integration
+SERVER, CLIENT = 2, 3  # opentelemetry-proto Span.SpanKind
 SHOP = ("catalog", "tat", "inventory", "payments", "orders")
 
 
@@ -60,6 +64,21 @@ def _descends_from(span: ReceivedSpan, root: ReceivedSpan, by_id: dict[str, Rece
             return False
         span = parent
     return False
+
+
+def _datastore_spans(trace: list[ReceivedSpan], service: str,
+                     system: str) -> list[ReceivedSpan]:
+    """``service``'s CLIENT spans of ``system`` (db.system) in ``trace``, each
+    checked to descend from one of that service's SERVER spans."""
+    by_id = {s.span_id: s for s in trace}
+    servers = [s for s in trace if s.service == service and s.kind == SERVER]
+    found = [s for s in trace if s.service == service and s.attributes.get("db.system") == system]
+    for s in found:
+        assert s.kind == CLIENT, s
+        assert s.name.startswith(f"{system} "), s.name
+        assert any(_descends_from(s, root, by_id) for root in servers), (
+            f"{service} {s.name} is not under a {service} server span")
+    return found
 
 
 def test_one_checkout_is_one_trace(traced_shop, receiver, signing_key) -> None:  # type: ignore[no-untyped-def]
@@ -140,3 +159,48 @@ def test_one_checkout_is_one_trace(traced_shop, receiver, signing_key) -> None: 
     assert len(create_traces) == 1
     create = [s for s in spans if s.trace_id in create_traces]
     assert {"edge", "orders", "inventory"} <= {s.service for s in create}
+
+    # Redis and FerretDB calls inside CreateOrder: orders' hold / idempotency
+    # fingerprint in Redis, catalog's lookup of the items in FerretDB.
+    def create_trace(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        return [s for s in spans if s.trace_id in create_traces]
+
+    def datastores_seen(spans: list[ReceivedSpan]) -> bool:
+        attrs = {(s.service, s.attributes.get("db.system")) for s in create_trace(spans)}
+        return {("orders", "redis"), ("catalog", "mongodb")} <= attrs
+
+    create = create_trace(receiver.wait_for(datastores_seen, timeout=30))
+    redis_spans = _datastore_spans(create, "orders", "redis")
+    assert redis_spans, sorted((s.service, s.name) for s in create)
+    assert all(s.attributes.get("db.operation") for s in redis_spans)
+    mongo_spans = _datastore_spans(create, "catalog", "mongodb")
+    assert mongo_spans, sorted((s.service, s.name) for s in create)
+    assert all(s.attributes.get("db.name") for s in mongo_spans), mongo_spans
+    assert any(s.attributes.get("db.mongodb.collection") for s in mongo_spans), mongo_spans
+
+
+def test_an_archive_read_is_a_cassandra_span(traced_shop, receiver, signing_key) -> None:  # type: ignore[no-untyped-def]
+    """GetOrder of an order that is not live asks the archive in Cassandra:
+    that request is a span of the GetOrder call."""
+    _, edge = traced_shop
+    order_id = uuid.uuid4().hex
+    token = tokens.issue_token(signing_key, user_id="trace-admin", roles=["admin"])[0]
+    with edge.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        missing = client.get(f"/v1/orders/{order_id}")
+    assert missing.status_code == 404, missing.text
+
+    def get_trace(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        roots = [s for s in spans if s.service == "orders"
+                 and s.name == "ecom.orders.v1.OrderService/GetOrder"
+                 and s.attributes.get("rpc.grpc.status_code") == 5]
+        ids = {s.trace_id for s in roots}
+        return [s for s in spans if s.trace_id in ids]
+
+    def seen(spans: list[ReceivedSpan]) -> bool:
+        return any(s.attributes.get("db.system") == "cassandra" for s in get_trace(spans))
+
+    trace = get_trace(receiver.wait_for(seen, timeout=60))
+    found = _datastore_spans(trace, "orders", "cassandra")
+    assert found, sorted((s.service, s.name) for s in trace)
+    assert any(s.name == "cassandra SELECT orders_by_id" for s in found), [s.name for s in found]
+    assert all(s.attributes.get("db.name") for s in found)
