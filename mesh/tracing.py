@@ -19,7 +19,19 @@ When on, a process started with :func:`mesh.serve` (through
   span (child of that context) whose own ``traceparent`` travels as a Kafka
   header; :mod:`mesh.consumer` handles the message under a CONSUMER span;
 * SQL statements of every engine made with :func:`mesh.db.make_engine`
-  (CLIENT spans named after the statement's verb and table).
+  (CLIENT spans named after the statement's verb and table);
+* Redis commands of clients passed to :func:`instrument_redis` (``redis
+  GET``; a pipeline is one span ``redis pipeline``), FerretDB commands of
+  pymongo clients given :func:`mongo_listeners` (``mongodb find items``,
+  from pymongo's command monitoring) and Cassandra requests of sessions
+  passed to :func:`instrument_cassandra` (``cassandra SELECT orders_by_id``,
+  from the driver's request init listener): CLIENT spans with ``db.system``
+  and the command's name, never keys, values or documents; an error sets
+  the span's status. These are made only inside a span (a served call, a
+  consumed message), so background loops and health probes make no traces.
+  Clients are built before :func:`setup` runs, so these hooks are installed
+  when ``ECOM_OTLP_ENDPOINT`` is set (and check the one variable per call
+  until the tracer exists); without it they install nothing.
 
 Spans are batched and exported over OTLP/gRPC by the SDK; the tracer
 provider is flushed at shutdown.
