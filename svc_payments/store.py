@@ -101,6 +101,31 @@ refunds = sa.Table(
 )
 
 
+# The payment path's statements, built once with bind parameters (SQLAlchemy
+# memoizes a statement object's cache key: no construction and keying per
+# call; see svc_orders/store.py).
+_INSERT_PAYMENT = sa.insert(payments)
+_PAYMENT_FOR_REQUEST = sa.select(payments.c.payment_id).where(
+    payments.c.request_id == sa.bindparam("b_request_id")
+)
+_GET = sa.select(payments).where(payments.c.payment_id == sa.bindparam("b_payment_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_REFUNDS = (
+    sa.select(refunds)
+    .where(refunds.c.payment_id.in_(sa.bindparam("b_payment_ids", expanding=True)))
+    .order_by(refunds.c.create_time, refunds.c.refund_id)
+)
+# The SET clause is the version bump plus the columns named by the parameters.
+_TRANSITION = (
+    sa.update(payments)
+    .where(
+        payments.c.payment_id == sa.bindparam("b_payment_id"),
+        payments.c.status.in_(sa.bindparam("b_sources", expanding=True)),
+    )
+    .values(version=payments.c.version + 1)
+)
+
+
 class DuplicateRequest(Exception):
     """The request id was already used (an idempotent retry)."""
 
@@ -116,23 +141,24 @@ class PaymentStore(SqlStore):
         try:
             async with self.transaction() as conn:
                 await conn.execute(
-                    sa.insert(payments).values(
-                        payment_id=rec.payment_id,
-                        order_id=rec.order_id,
-                        user_id=rec.user_id,
-                        request_id=rec.request_id,
-                        amount_paise=rec.amount_paise,
-                        refunded_paise=0,
-                        status=rec.status.value,
-                        payment_token=rec.payment_token,
-                        gateway=rec.gateway,
-                        attempts=rec.attempts,
-                        version=rec.version,
-                        next_check_time=rec.next_check_time,
-                        window_close_time=rec.window_close_time,
-                        create_time=rec.create_time,
-                        update_time=rec.update_time,
-                    )
+                    _INSERT_PAYMENT,
+                    {
+                        "payment_id": rec.payment_id,
+                        "order_id": rec.order_id,
+                        "user_id": rec.user_id,
+                        "request_id": rec.request_id,
+                        "amount_paise": rec.amount_paise,
+                        "refunded_paise": 0,
+                        "status": rec.status.value,
+                        "payment_token": rec.payment_token,
+                        "gateway": rec.gateway,
+                        "attempts": rec.attempts,
+                        "version": rec.version,
+                        "next_check_time": rec.next_check_time,
+                        "window_close_time": rec.window_close_time,
+                        "create_time": rec.create_time,
+                        "update_time": rec.update_time,
+                    },
                 )
         except IntegrityError as exc:
             if db.mysql_errno(exc) == db.ER_DUP_ENTRY:
@@ -143,9 +169,7 @@ class PaymentStore(SqlStore):
         """The payment a CreatePayment request id created, if any."""
         async with self.engine.connect() as conn:
             return (
-                await conn.execute(
-                    sa.select(payments.c.payment_id).where(payments.c.request_id == request_id)
-                )
+                await conn.execute(_PAYMENT_FOR_REQUEST, {"b_request_id": request_id})
             ).scalar_one_or_none()
 
     async def get(
@@ -155,10 +179,8 @@ class PaymentStore(SqlStore):
         if conn is None:
             async with self.engine.connect() as own:
                 return await self.get(payment_id, own)
-        query = sa.select(payments).where(payments.c.payment_id == payment_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).mappings().one_or_none()
+        query = _GET_FOR_UPDATE if for_update else _GET
+        row = (await conn.execute(query, {"b_payment_id": payment_id})).mappings().one_or_none()
         if row is None:
             return None
         found = await self._refunds(conn, [payment_id])
@@ -170,11 +192,7 @@ class PaymentStore(SqlStore):
         if not payment_ids:
             return {}
         rows = (
-            await conn.execute(
-                sa.select(refunds)
-                .where(refunds.c.payment_id.in_(list(payment_ids)))
-                .order_by(refunds.c.create_time, refunds.c.refund_id)
-            )
+            await conn.execute(_REFUNDS, {"b_payment_ids": list(payment_ids)})
         ).mappings()
         out: dict[str, list[RefundRecord]] = {}
         for r in rows:
@@ -192,12 +210,14 @@ class PaymentStore(SqlStore):
         """Move a payment to ``to`` if it is in a status that may move
         there; returns False (and changes nothing) otherwise."""
         result = await conn.execute(
-            sa.update(payments)
-            .where(
-                payments.c.payment_id == payment_id,
-                payments.c.status.in_([s.value for s in sources_of(to)]),
-            )
-            .values(status=to.value, version=payments.c.version + 1, update_time=now, **values)
+            _TRANSITION,
+            {
+                "b_payment_id": payment_id,
+                "b_sources": [s.value for s in sources_of(to)],
+                "status": to.value,
+                "update_time": now,
+                **values,
+            },
         )
         return bool(result.rowcount)
 

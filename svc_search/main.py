@@ -36,7 +36,9 @@ TAT = "ecom.serviceability.v1.ServiceabilityService"
 class SearchSettings(mesh.ServiceSettings):
     """Shared settings plus search's own (ECOM_SEARCH_*)."""
 
-    search_es_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Per Elasticsearch request. 1 s turned away some of the first searches
+    # while `make up`'s Spark jobs started beside a cold index on two cores.
+    search_es_timeout_seconds: float = Field(default=2.5, gt=0)
     # Open connections to each Elasticsearch node (concurrent searches).
     search_es_connections: int = Field(default=64, gt=0)
     search_refresh_interval: str = "500ms"

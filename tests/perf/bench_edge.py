@@ -83,6 +83,12 @@ def _round(services, item_id: str | None, otlp: str) -> tuple[str, dict[str, tup
                 resp.read()
                 assert resp.status == 200
 
+            def edge_itself() -> None:  # Envoy answers it: the client + Envoy floor
+                plain.request("GET", registry.HEALTH_PATH)
+                resp = plain.getresponse()
+                resp.read()
+                assert resp.status == 200
+
             with grpc.insecure_channel(catalog.target) as channel:
                 stub = catalog_pb2_grpc.CatalogServiceStub(channel)
 
@@ -91,6 +97,7 @@ def _round(services, item_id: str | None, otlp: str) -> tuple[str, dict[str, tup
 
                 results = {"envoy REST": _measure(via_edge),
                            "envoy plain": _measure(via_edge_plain),
+                           "envoy health": _measure(edge_itself),
                            "direct gRPC": _measure(via_grpc)}
             plain.close()
     finally:
@@ -119,11 +126,15 @@ def test_get_item_through_envoy_vs_grpc(services) -> None:  # type: ignore[no-un
         print(f"  ratio envoy/gRPC, httpx:       p50 {e50 / g50:.2f}x   p99 {e99 / g99:.2f}x")
         print(f"  ratio envoy/gRPC, http.client: p50 {h50 / g50:.2f}x   p99 {h99 / g99:.2f}x")
     print(f"  (tracing on: the receiver got {len(spans)} spans)")
+    print("  envoy health: GET /healthz answered by Envoy's first filter, no upstream:")
+    print("  the floor of the client and Envoy's HTTP/1.1 side")
     for client, key in (("httpx", "envoy REST"), ("http.client", "envoy plain")):
         report.record(f"GetItem p50 through Envoy ({client}) vs direct gRPC", off[key][0],
                       off["direct gRPC"][0], unit="ms", better="lower")
         report.record(f"GetItem p99 through Envoy ({client}) vs direct gRPC", off[key][1],
                       off["direct gRPC"][1], unit="ms", better="lower")
+    report.record("Envoy's own /healthz p50 (http.client) vs direct gRPC GetItem",
+                  off["envoy health"][0], off["direct gRPC"][0], unit="ms", better="lower")
     report.record("GetItem p50 through Envoy, tracing on vs off", on["envoy REST"][0],
                   off["envoy REST"][0], unit="ms", better="lower")
     report.record("GetItem p50 direct gRPC, tracing on vs off", on["direct gRPC"][0],
