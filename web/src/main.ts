@@ -3,7 +3,6 @@ import { h, mount } from "./dom";
 import { accountPage, loginPage, notificationsPage, signupPage } from "./pages/account";
 import { cartPage, wishlistPage } from "./pages/cart";
 import { itemPage } from "./pages/item";
-import { opsPage } from "./pages/ops";
 import { checkoutPage, orderPage, ordersPage } from "./pages/orders";
 import { searchPage } from "./pages/search";
 import { currentRoute, navigate } from "./router";
@@ -51,7 +50,9 @@ async function route(initial = false): Promise<void> {
       case "account": return await accountPage(main, params);
       case "login": return loginPage(main, params);
       case "signup": return signupPage(main, params);
-      case "ops": return await opsPage(main);
+      // The operations page and its chart library load only when an admin
+      // opens it: shoppers never download them.
+      case "ops": return await (await import("./pages/ops")).opsPage(main);
       default:
         mount(main, h("h1", {}, "Page not found"), h("p", {}, h("a", { href: "#/" }, "Back to search")));
     }
