@@ -263,7 +263,13 @@ class Service:
         log.info("shutting down", extra={"grace_seconds": grace})
         await self.health.shutdown()
         if self.server is not None:
-            await self.server.stop(grace)
+            # The server refuses new calls from the first step of stop();
+            # "draining" is logged once that step has run, while calls in
+            # flight get up to ``grace`` to finish.
+            stopping = asyncio.ensure_future(self.server.stop(grace))
+            await asyncio.sleep(0)
+            log.info("draining", extra={"grace_seconds": grace})
+            await stopping
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
@@ -139,15 +140,22 @@ def subprocess_trainer(env: dict[str, str], timeout: float, lake: str = "") -> T
                 f"the event lake at {lake} has no orders or cart events yet; the "
                 "analytics job writes them as the shop is used",
                 reason="LAKE_EMPTY")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pipelines.recs", "--once", "--wait", str(timeout),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-            start_new_session=True)
+        # Started by the subprocess module (vfork and exec), not by the
+        # event loop: uvloop's spawn is a plain fork(), which runs gRPC's
+        # fork handlers in a process with live gRPC threads, and the child
+        # could abort before its exec ("Check failed: next_worker->state ==
+        # KICKED"), failing the training with no output.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.recs", "--once", "--wait", str(timeout)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout + 60)
-        except (TimeoutError, asyncio.CancelledError):
+            out, err = await asyncio.to_thread(proc.communicate, timeout=timeout + 60)
+        except (subprocess.TimeoutExpired, asyncio.CancelledError) as exc:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise Unavailable(f"training took longer than {timeout + 60:.0f} s",
+                                  reason="TRAINING_FAILED") from None
             raise
         lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("{")]
         result = json.loads(lines[-1]) if lines else {}

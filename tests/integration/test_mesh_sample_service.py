@@ -259,7 +259,7 @@ def test_sigterm_lets_in_flight_call_finish(stubs: Path, pb: Stubs, tmp_path: Pa
             in_flight = stub.Slow.future(pb.pb2.SlowRequest(millis=1500), timeout=10)
             svc.wait_for(lambda e: e.get("msg") == "slow call started")
             svc.proc.send_signal(signal.SIGTERM)
-            svc.wait_for(lambda e: e.get("msg") == "shutting down")
+            svc.wait_for(lambda e: e.get("msg") == "draining")
 
             # New calls are refused while the old one drains.
             with grpc.insecure_channel(svc.addr) as fresh:
