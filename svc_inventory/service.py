@@ -374,20 +374,34 @@ class InventoryService:
                 hold_expire_time=hold_expire_time,
                 now=now,
             )
+            # The lines go in before the stock rows are locked, each at the
+            # fastest serving warehouse; a line that ends up held elsewhere
+            # is moved under the lock. So a hot item's rows stay locked only
+            # for the decrement, the events and the commit.
+            fastest = routes[0]
+            await self.store.insert_lines(
+                conn, order_id, [HeldLine(ln.item_id, fastest, ln.quantity) for ln in lines]
+            )
             held, locked = await self._hold_lines(conn, lines, routes, now)
-            await self.store.insert_lines(conn, order_id, held)
-            for h in held:
-                await self.store.record_stock_change(
-                    conn,
-                    item_id=h.item_id,
-                    warehouse_id=h.warehouse_id,
-                    available_delta=-h.quantity,
-                    reason=StockChangeReason.RESERVED,
-                    order_id=order_id,
-                    request_id=current_request_id() or "",
-                    now=now,
-                    rows_after=list(locked[h.item_id].values()),
-                )
+            await self.store.move_lines(
+                conn, order_id, [h for h in held if h.warehouse_id != fastest]
+            )
+            request_id = current_request_id() or ""
+            await self.store.add_stock_events(
+                conn,
+                [
+                    stock_changed_event(
+                        locked[h.item_id][h.warehouse_id],
+                        list(locked[h.item_id].values()),
+                        available_delta=-h.quantity,
+                        reason=StockChangeReason.RESERVED,
+                        order_id=order_id,
+                        request_id=request_id,
+                        now=now,
+                    )
+                    for h in held
+                ],
+            )
             return ReservationRecord(
                 order_id=order_id,
                 state=ReservationState.HELD,

@@ -143,6 +143,14 @@ _RESERVATION_LINES = (
 )
 _INSERT_RESERVATION = sa.insert(reservations)
 _INSERT_LINES = sa.insert(reservation_lines)
+_MOVE_LINE = (
+    sa.update(reservation_lines)
+    .where(
+        reservation_lines.c.order_id == sa.bindparam("b_order_id"),
+        reservation_lines.c.item_id == sa.bindparam("b_item_id"),
+    )
+    .values(warehouse_id=sa.bindparam("b_warehouse_id"))
+)
 _SET_RESERVATION_STATE = (
     sa.update(reservations)
     .where(reservations.c.order_id == sa.bindparam("b_order_id"))
@@ -507,6 +515,28 @@ class InventoryStore(SqlStore):
                 for line in lines
             ],
         )
+
+    async def move_lines(
+        self, conn: AsyncConnection, order_id: str, lines: Sequence[HeldLine]
+    ) -> None:
+        """Point lines inserted before the stock was locked at the warehouse
+        that actually holds their units."""
+        if lines:
+            await conn.execute(
+                _MOVE_LINE,
+                [
+                    {"b_order_id": order_id, "b_item_id": ln.item_id,
+                     "b_warehouse_id": ln.warehouse_id}
+                    for ln in lines
+                ],
+            )
+
+    async def add_stock_events(
+        self, conn: AsyncConnection, pending: Sequence[outbox.PendingEvent]
+    ) -> None:
+        """Queue StockChanged events (``stock_changed_event``) in the open
+        transaction, in one statement."""
+        await outbox.add_events(conn, pending)
 
     async def update_reservation_state(
         self,
