@@ -36,6 +36,7 @@ from hypothesis import settings as hypothesis_settings
 from infra import stack as infra_stack
 from infra.core import REPO, STACK, Server, tail
 from mesh.config import grpc_target, split_addrs
+from tests.ports import free_port as _free_port
 
 # Properties assert rules, never speed: hypothesis' per-example deadline
 # (200 ms) fails them at random on a busy machine, so it is off.
@@ -171,14 +172,6 @@ SERVICES = [
     "notify",
     "analytics",
 ]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # An address where nothing listens, fixed for the session: a peer pointed

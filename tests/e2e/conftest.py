@@ -24,12 +24,7 @@ from edge import config, registry
 from infra import tools
 from infra.core import REPO, STACK, tail
 from mesh import tokens
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 @dataclass

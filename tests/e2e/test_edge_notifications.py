@@ -11,7 +11,6 @@ Needs: ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb,mailpit,kannel.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,17 +25,12 @@ from mesh import tokens
 from tests.conftest import TEST_REPLICAS
 from tests.e2e.conftest import Edge
 from tests.integration.notify_support import FakeSmsc, Mailpit
+from tests.ports import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 
 NEEDED = ("users", "catalog", "tat", "inventory", "payments", "orders", "notify")
 PASSWORD = "correct horse battery"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -99,14 +99,22 @@ HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 EARLIER = HOUR - timedelta(hours=1)
 
 
+def reports_prefix(stack) -> str:  # type: ignore[no-untyped-def]
+    """The keyspace prefix of this module's svc_analytics: its own, so reports
+    the analytics job wrote for earlier tests of the run (the simulator's
+    orders, in the same hour) never mix with the rows seeded here. Still
+    under the run's prefix, so the run's clean-up drops it."""
+    return f"{stack.db_prefix}web_"
+
+
 @pytest.fixture(scope="module")
 def reports(stack) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Report rows in this run's analytics keyspace, as the Spark job writes them."""
+    """Report rows in this module's analytics keyspace, as the Spark job writes them."""
     from svc_analytics import store as report_store
 
     hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]))
              for h in stack.env["ECOM_CASSANDRA_HOSTS"].split(",")]
-    session = report_store.connect(hosts, stack.db_prefix + report_store.KEYSPACE)
+    session = report_store.connect(hosts, reports_prefix(stack) + report_store.KEYSPACE)
     report_store.create_schema(session)
     for item, cat, units, paise in (("i-phone", "mobiles", 4, 4_000_200),
                                     ("i-case", "accessories", 2, 59_998)):
@@ -138,12 +146,15 @@ def reports(stack) -> Iterator[None]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def edge(services, edge_factory, web_addr: str, reports: None) -> Edge:  # type: ignore[no-untyped-def]
+def edge(services, edge_factory, web_addr: str, stack, reports: None) -> Edge:  # type: ignore[no-untyped-def]
     for name in NEEDED:
-        # A short hold, so the tok_timeout journey sees it expire.
-        hold = {"ECOM_ORDER_HOLD_SECONDS": str(HOLD_SECONDS)} if name in ("orders", "payments") \
-            else {}
-        services.start(name, **hold)
+        env = {}
+        if name in ("orders", "payments"):
+            # A short hold, so the tok_timeout journey sees it expire.
+            env["ECOM_ORDER_HOLD_SECONDS"] = str(HOLD_SECONDS)
+        if name == "analytics":
+            env["ECOM_KEYSPACE_PREFIX"] = reports_prefix(stack)
+        services.start(name, **env)
     return edge_factory("web", {n: services.addr(n) for n in NEEDED},
                         [registry.process_named(n) for n in NEEDED], web_addr=web_addr)
 

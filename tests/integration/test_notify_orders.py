@@ -9,7 +9,6 @@ Run: ECOM_TEST_SERVERS=mariadb,redis,kafka,ferretdb,mailpit,kannel
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -27,15 +26,10 @@ from tests.integration.notify_support import (
     wait_for,
 )
 from tests.integration.orders_support import Shop, as_user, new_id, start_shop
+from tests.ports import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 HOLD = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

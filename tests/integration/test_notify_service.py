@@ -11,7 +11,6 @@ Run: ECOM_TEST_SERVERS=mariadb,redis,kafka,mailpit,kannel
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -40,16 +39,11 @@ from tests.integration.notify_support import (
     transition,
     wait_for,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 LIFECYCLE = "orders.lifecycle"
 EMAIL, SMS = npb.CHANNEL_EMAIL, npb.CHANNEL_SMS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # One delivery-report address per replica of svc_notify.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import socket
 import time
 import uuid
 
@@ -35,16 +34,11 @@ from svc_notify.channels import Outgoing, build_email, parse_smtp_url
 from tests.conftest import TEST_REPLICAS, Services, Stack
 from tests.integration.notify_support import Publisher, notifications_of, order, transition
 from tests.perf import stats
+from tests.ports import free_port as _free_port
 
 USERS = 50
 BURST = 500
 SERIAL = 50
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _sign_up(users: users_pb2_grpc.UserServiceStub) -> users_pb2.User:

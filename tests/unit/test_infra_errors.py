@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.core import InfraError, Server, descendants, download, pid_alive, port_open, require_tool
+from tests.ports import free_port as _free_port
 
 
 @dataclass
@@ -32,12 +33,6 @@ class ScriptServer(Server):
 def _server(port: int, script: str, timeout: float = 5) -> ScriptServer:
     return ScriptServer(name=f"unit-{uuid.uuid4().hex[:6]}", port=port,
                         env_var="ECOM_UNIT_TEST_UNSET", start_timeout=timeout, script=script)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cleanup(s: Server) -> None:
