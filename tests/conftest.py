@@ -320,7 +320,11 @@ class Services:
             procs.append(_spawn(name, k, full, log))
         svc = RunningService(name, addr, procs, logs, env, full)
         self.running[name] = svc
-        _wait_serving(svc, START_TIMEOUT_SECONDS)
+        try:
+            _wait_serving(svc, START_TIMEOUT_SECONDS)
+        except BaseException:
+            svc.stop()  # a replica that did start must not outlive the run
+            raise
         return svc
 
     def stop_all(self) -> None:
