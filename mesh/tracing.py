@@ -390,34 +390,36 @@ def _pipeline_names(stack: Sequence[Any]) -> list[str]:
     return names
 
 
+@contextlib.contextmanager
+def _client_call(make_span: Callable[[], Any]) -> Iterator[None]:
+    """The block runs inside the span ``make_span`` returns (None: no span,
+    as when no span is current), which ends with it; an exception marks
+    the span failed."""
+    sp = make_span() if _tracer is not None else None
+    if sp is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException as exc:
+        _fail(sp, type(exc).__name__)
+        raise
+    finally:
+        sp.end()
+
+
 def _traced_async(call: Callable[..., Any], make_span: Callable[[], Any]) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> Any:
-        sp = make_span() if _tracer is not None else None
-        if sp is None:
+        with _client_call(make_span):
             return await call(*args, **kwargs)
-        try:
-            return await call(*args, **kwargs)
-        except BaseException as exc:
-            _fail(sp, type(exc).__name__)
-            raise
-        finally:
-            sp.end()
 
     return traced
 
 
 def _traced_sync(call: Callable[..., Any], make_span: Callable[[], Any]) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Any:
-        sp = make_span() if _tracer is not None else None
-        if sp is None:
+        with _client_call(make_span):
             return call(*args, **kwargs)
-        try:
-            return call(*args, **kwargs)
-        except BaseException as exc:
-            _fail(sp, type(exc).__name__)
-            raise
-        finally:
-            sp.end()
 
     return traced
 

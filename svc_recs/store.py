@@ -71,7 +71,6 @@ SCHEMA = [
         caller text, request_id text, result text,
         PRIMARY KEY ((caller, request_id)))""",
 ]
-SCHEMA_TIMEOUT = cassandra_sessions.SCHEMA_TIMEOUT
 # A refresh's answer is kept this long for retries with its request id.
 REFRESH_TTL_SECONDS = 86_400
 
@@ -93,7 +92,7 @@ def connect(contact_points: list[tuple[str, int]], keyspace: str, *,
 
 def create_schema(session: Any) -> None:
     for stmt in SCHEMA:
-        session.execute(stmt, timeout=SCHEMA_TIMEOUT)
+        session.execute(stmt, timeout=cassandra_sessions.SCHEMA_TIMEOUT)
 
 
 def _utc(value: datetime | None) -> datetime | None:
