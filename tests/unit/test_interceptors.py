@@ -6,6 +6,7 @@ to be compiled: the methods interpret the request text as a command.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -138,10 +139,18 @@ def echo(channel: grpc.aio.Channel) -> Any:
     )
 
 
-def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    """Access-log records rendered exactly as the JSON formatter writes them."""
+async def access_lines(caplog: pytest.LogCaptureFixture, count: int = 1) -> list[dict[str, Any]]:
+    """Access-log records rendered exactly as the JSON formatter writes them,
+    once there are ``count`` of them. The line is written as the call ends on
+    the server; when the call ends with an abort, the client can hold the
+    status a moment before that, so this waits (up to 5 s) for the lines."""
     fmt = JsonFormatter("probe")
-    return [json.loads(fmt.format(r)) for r in caplog.records if r.name == "ecom.access"]
+    for _ in range(500):
+        records = [r for r in caplog.records if r.name == "ecom.access"]
+        if len(records) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return [json.loads(fmt.format(r)) for r in records]
 
 
 def trailing(metadata: Any) -> dict[str, Any]:
@@ -155,7 +164,7 @@ async def test_access_log_line_and_request_id_echo(channel, access) -> None:  # 
     )
     assert (await call).value == "hello"
     assert trailing(await call.trailing_metadata())["x-request-id"] == "req-abc-1"
-    [line] = access_lines(access)
+    [line] = await access_lines(access)
     assert line["msg"] == "rpc"
     assert line["method"] == f"/{SERVICE}/Echo"
     assert line["code"] == "OK"
@@ -175,7 +184,7 @@ async def test_request_id_is_generated_when_missing_or_unsafe(channel, access) -
     await unsafe
     replaced = trailing(await unsafe.trailing_metadata())["x-request-id"]
     assert len(replaced) == 32 and " " not in replaced
-    assert [line["request_id"] for line in access_lines(access)] == [generated, replaced]
+    assert [line["request_id"] for line in await access_lines(access, 2)] == [generated, replaced]
 
 
 async def test_invalid_argument_has_decodable_field_violation(channel, access) -> None:  # type: ignore[no-untyped-def]
@@ -194,7 +203,7 @@ async def test_invalid_argument_has_decodable_field_violation(channel, access) -
     [info] = [d for d in details if isinstance(d, error_details_pb2.ErrorInfo)]
     assert info.reason == "INVALID_ARGUMENT" and info.domain == "ecom.dev"
     assert trailing(await call.trailing_metadata())["x-request-id"] == "req-bad"
-    [line] = access_lines(access)
+    [line] = await access_lines(access)
     assert line["code"] == "INVALID_ARGUMENT" and line["reason"] == "INVALID_ARGUMENT"
 
 
@@ -212,7 +221,7 @@ async def test_unexpected_exception_is_internal_without_its_text(channel, access
     server_line = json.loads(JsonFormatter().format(logged))
     assert server_line["request_id"] == "req-boom"
     assert SECRET in server_line["exc"]
-    assert access_lines(access)[0]["code"] == "INTERNAL"
+    assert (await access_lines(access))[0]["code"] == "INTERNAL"
 
 
 async def test_servicer_abort_keeps_its_status_and_gets_request_id(channel, access) -> None:  # type: ignore[no-untyped-def]
@@ -221,7 +230,7 @@ async def test_servicer_abort_keeps_its_status_and_gets_request_id(channel, acce
         await call
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert trailing(await call.trailing_metadata())["x-request-id"] == "req-ab"
-    assert access_lines(access)[0]["code"] == "NOT_FOUND"
+    assert (await access_lines(access))[0]["code"] == "NOT_FOUND"
 
 
 async def test_downstream_unavailable_is_passed_on(channel, access) -> None:  # type: ignore[no-untyped-def]
@@ -229,6 +238,7 @@ async def test_downstream_unavailable_is_passed_on(channel, access) -> None:  # 
         await echo(channel)(StringValue(value="dead-downstream"))
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert caught.value.details() == "a dependency is unavailable"
+    assert (await access_lines(access))[-1]["code"] == "UNAVAILABLE"
 
 
 async def test_caller_identity_and_malformed_identity(channel, access) -> None:  # type: ignore[no-untyped-def]
@@ -241,7 +251,7 @@ async def test_caller_identity_and_malformed_identity(channel, access) -> None: 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await echo(channel)(StringValue(value="whoami"), metadata=(("x-jwt-payload", "!!"),))
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert access_lines(access)[-1]["code"] == "UNAUTHENTICATED"
+    assert (await access_lines(access, 3))[-1]["code"] == "UNAUTHENTICATED"
 
 
 async def test_deadline_request_id_and_caller_propagate_downstream(channel) -> None:  # type: ignore[no-untyped-def]
@@ -278,7 +288,7 @@ async def test_server_streaming_ok_and_error_mid_stream(channel, access) -> None
     status = await rpc_status.aio.from_call(call)
     assert status is not None
     assert any(isinstance(d, error_details_pb2.BadRequest) for d in error_details(status))
-    assert [line["code"] for line in access_lines(access)] == ["OK", "INVALID_ARGUMENT"]
+    assert [line["code"] for line in await access_lines(access, 2)] == ["OK", "INVALID_ARGUMENT"]
 
 
 async def test_client_streaming(channel, access) -> None:  # type: ignore[no-untyped-def]
