@@ -101,6 +101,10 @@ class RecsSettings(ServiceSettings):
     # With --every, the first training waits this long (lets `make up`
     # finish starting everything on a small machine first).
     recs_first_delay_seconds: float = Field(default=60.0, ge=0)
+    # With --every, while the lake holds no interactions yet (a new shop,
+    # or `make up` before its demo shoppers' events reach the lake), the
+    # next training comes this soon rather than a whole interval later.
+    recs_empty_retry_seconds: float = Field(default=60.0, gt=0)
     # The training lease expires after this long if its holder dies.
     recs_lease_seconds: int = Field(default=900, ge=30)
     recs_seed: int = 42
@@ -361,6 +365,14 @@ class RunResult:
     train_seconds: float
 
 
+def pause_after(result: RunResult | None, settings: RecsSettings, every: float) -> float:
+    """Seconds until the next scheduled training: the interval, or the
+    short retry while the last training found nothing to learn from."""
+    if result is not None and result.interactions == 0:
+        return min(every, settings.recs_empty_retry_seconds)
+    return every
+
+
 def build_spark(settings: RecsSettings) -> SparkSession:
     from pipelines.spark import build_session
 
@@ -469,7 +481,10 @@ def run(settings: RecsSettings, *, every: float | None, wait: float) -> int:
                 return 0
             if result is None:
                 LOG.info("another training is running; skipping this round")
-            deadline = time.monotonic() + every
+            pause = pause_after(result, settings, every)
+            if pause < every:
+                LOG.info("the lake holds no interactions yet; next training in %.0f s", pause)
+            deadline = time.monotonic() + pause
             while not stopping and time.monotonic() < deadline:
                 time.sleep(0.5)
         return 0

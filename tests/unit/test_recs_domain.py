@@ -142,3 +142,16 @@ def test_an_empty_local_lake_is_known_without_spark(tmp_path) -> None:  # type: 
     (lake / "cart_events" / "_delta_log").mkdir(parents=True)
     assert lake_has_signals(lake.as_uri())
     assert lake_has_signals("s3a://bucket/lake")
+
+
+def test_the_schedule_retries_soon_while_the_lake_is_empty() -> None:
+    settings = recs.RecsSettings(recs_empty_retry_seconds=60)
+
+    def ran(interactions: int) -> recs.RunResult:
+        return recs.RunResult("v", "t", 0, 0, interactions, 0, 0, 0, 0, 0.0)
+
+    assert recs.pause_after(ran(0), settings, every=300) == 60
+    assert recs.pause_after(ran(0), settings, every=30) == 30
+    assert recs.pause_after(ran(166), settings, every=300) == 300
+    # Another copy held the lease: its model is not ours to judge.
+    assert recs.pause_after(None, settings, every=300) == 300
