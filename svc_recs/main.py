@@ -63,6 +63,9 @@ async def build() -> mesh.Service:
         InventoryClient(inventory_pb2_grpc.InventoryServiceStub(inventory_ch), timeout),
         subprocess_trainer(dict(os.environ), settings.recs_refresh_timeout_seconds,
                            lake=settings.lake_url or (STACK / "lake").as_uri()),
+        # The trainer waits up to the timeout for a running training, then
+        # as long again for its own.
+        refresh_wait_seconds=2 * settings.recs_refresh_timeout_seconds + 60,
     )
 
     svc = mesh.Service("recs", settings)

@@ -171,11 +171,16 @@ class RecsService:
     """The four use cases."""
 
     def __init__(self, store: RecsStore, catalog: CatalogClient, inventory: InventoryClient,
-                 trainer: Trainer) -> None:
+                 trainer: Trainer, refresh_wait_seconds: float = 1200.0,
+                 claim_poll_seconds: float = 1.0) -> None:
         self.store = store
         self.catalog = catalog
         self.inventory = inventory
         self.trainer = trainer
+        # How long a keyed refresh waits for another copy training the same
+        # key (and how long that copy's claim lives if it dies).
+        self.refresh_wait_seconds = refresh_wait_seconds
+        self.claim_poll_seconds = claim_poll_seconds
 
     async def _read(self, call: Awaitable[T]) -> T:
         try:
@@ -298,19 +303,41 @@ class RecsService:
                        else None, facts[h.item_id].image_url) for h in chunk]
         return Answer(shown, token, version, at, fallback, source)
 
+    async def _refresh_once(self, caller: str, request_id: str) -> dict[str, Any]:
+        """Train for a client's key once across every copy of the service:
+        the copy that claims the key trains; a retry reaching another copy
+        meanwhile waits for that answer instead of training again."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.refresh_wait_seconds
+        ttl = int(self.refresh_wait_seconds) + 60
+        while True:
+            claimed, answer = await self._read(
+                self.store.claim_refresh(caller, request_id, ttl))
+            if answer:
+                return dict(json.loads(answer))
+            if claimed:
+                break
+            if loop.time() >= give_up:
+                raise Unavailable(
+                    f"a refresh with request_id {request_id!r} is still training; "
+                    "retry with the same request_id for its answer",
+                    reason="REFRESH_IN_PROGRESS")
+            await asyncio.sleep(self.claim_poll_seconds)
+        try:
+            result = await self.trainer()
+        except BaseException:
+            # Failed calls are not remembered: a corrected retry trains.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release_refresh(caller, request_id))
+            raise
+        await self._read(self.store.save_refresh(caller, request_id, json.dumps(result)))
+        return result
+
     async def refresh(self, caller: str, request_id: str) -> Refreshed:
         """Train and publish now; a retry with the same key (not an
         automatic one) returns the first answer."""
         keyed = bool(request_id) and not request_id.startswith("auto-")
-        stored = await self._read(self.store.refresh_result(caller, request_id)) \
-            if keyed else None
-        if stored is not None:
-            result = json.loads(stored)
-        else:
-            result = await self.trainer()
-            if keyed:
-                await self._read(self.store.save_refresh(caller, request_id,
-                                                         json.dumps(result)))
+        result = await self._refresh_once(caller, request_id) if keyed else await self.trainer()
         try:
             at = datetime.fromisoformat(result["generate_time"])
         except (KeyError, ValueError):

@@ -25,6 +25,8 @@ and both sides create it with :func:`create_schema`):
   at a time across processes (lightweight transaction).
 - ``refreshes``: ((caller, request_id)) -> the answer of a refresh, for a
   day, so a retry with the same key returns it instead of training again.
+  An empty answer is a claim: one copy of the service is training for that
+  key (lightweight transaction), and the others wait for its answer.
 """
 
 from __future__ import annotations
@@ -174,17 +176,32 @@ class RecsStore:
             " AND item_id = %s", (version, item_id))
         return [Ranked(r.similar_item_id, float(r.score)) for r in rows]
 
-    async def refresh_result(self, caller: str, request_id: str) -> str | None:
-        rows = await self._rows(
-            "SELECT result FROM refreshes WHERE caller = %s AND request_id = %s",
-            (caller, request_id))
-        return str(rows[0].result) if rows else None
+    async def claim_refresh(self, caller: str, request_id: str,
+                            ttl_seconds: int) -> tuple[bool, str]:
+        """Claim a keyed refresh for this copy (a lightweight transaction):
+        (True, "") when it is ours to train; else (False, the stored answer),
+        which is "" while another copy trains. The claim expires after
+        ``ttl_seconds`` if its holder dies."""
+        [row] = await self._rows(
+            "INSERT INTO refreshes (caller, request_id, result) VALUES (%s, %s, '')"
+            f" IF NOT EXISTS USING TTL {int(ttl_seconds)}", (caller, request_id))
+        if row[0]:
+            return True, ""
+        return False, str(row._asdict().get("result") or "")
 
     async def save_refresh(self, caller: str, request_id: str, result: str) -> None:
-        await asyncio.to_thread(
-            self.session.execute,
-            f"INSERT INTO refreshes (caller, request_id, result) VALUES (%s, %s, %s)"
-            f" USING TTL {REFRESH_TTL_SECONDS}", (caller, request_id, result))
+        """The claimed refresh's answer, kept for retries (a claim that
+        expired meanwhile is not revived)."""
+        await self._rows(
+            f"UPDATE refreshes USING TTL {REFRESH_TTL_SECONDS} SET result = %s"
+            " WHERE caller = %s AND request_id = %s IF result = ''",
+            (result, caller, request_id))
+
+    async def release_refresh(self, caller: str, request_id: str) -> None:
+        """Drop an unanswered claim (its training failed): a retry trains."""
+        await self._rows(
+            "DELETE FROM refreshes WHERE caller = %s AND request_id = %s IF result = ''",
+            (caller, request_id))
 
     async def bought(self, version: str, user_id: str) -> frozenset[str]:
         rows = await self._rows(
