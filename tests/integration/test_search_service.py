@@ -155,6 +155,60 @@ async def test_a_schema_change_rebuilds_the_index_behind_the_alias(
         await client.close()
 
 
+class CountedIndex(SearchIndex):
+    """A copy of the service's index handle, counting the rebuilds it runs."""
+
+    rebuilds = 0
+
+    async def rebuild(self, old: str, new: str, *, batch: int = 500) -> str:
+        self.rebuilds += 1
+        return await super().rebuild(old, new, batch=50)
+
+
+async def test_two_copies_starting_together_rebuild_once(
+        stack: Stack, es: Elasticsearch, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = connect(stack.env["ECOM_ES_URL"], timeout=30)
+    alias = f"{stack.es_prefix}rebuild-twice-items"
+    copies = [CountedIndex(client, alias, lease_poll_seconds=0.05) for _ in range(2)]
+    try:
+        await copies[0].ensure()
+        docs = []
+        for n in range(400):
+            doc = domain.apply_upsert(domain.empty_doc(f"t{n}"), {"title": f"Kept {n}"}, 1)
+            assert doc is not None
+            docs.append((f"t{n}", StoredDoc(doc, None, None)))
+        assert await copies[0].write_many(docs) == []
+        monkeypatch.setattr(domain, "SCHEMA_VERSION", 2)
+        monkeypatch.setitem(domain.MAPPINGS, "_meta", {"schema_version": 2})
+        both = await asyncio.gather(*(c.ensure() for c in copies))
+        assert both == [copies[0].physical(2)] * 2
+        assert sum(c.rebuilds for c in copies) == 1
+        es.indices.refresh(index=alias)
+        assert es.count(index=alias)["count"] == 400
+        # The lease is released for the next schema change.
+        assert not es.exists(index=f"{alias}-lease", id=SearchIndex.LEASE_ID)
+    finally:
+        await client.close()
+
+
+async def test_a_dead_copys_rebuild_lease_is_taken_over_once_expired(
+        stack: Stack, es: Elasticsearch, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = connect(stack.env["ECOM_ES_URL"], timeout=30)
+    alias = f"{stack.es_prefix}rebuild-dead-items"
+    index = CountedIndex(client, alias, lease_poll_seconds=0.05)
+    try:
+        await index.ensure()
+        # A copy that took the lease and died: its lease ran out a while ago.
+        es.index(index=f"{alias}-lease", id=SearchIndex.LEASE_ID, refresh=True,
+                 document={"owner": "dead-copy", "until": time.time() - 1})
+        monkeypatch.setattr(domain, "SCHEMA_VERSION", 2)
+        monkeypatch.setitem(domain.MAPPINGS, "_meta", {"schema_version": 2})
+        assert await index.ensure() == index.physical(2)
+        assert index.rebuilds == 1
+    finally:
+        await client.close()
+
+
 def ids(resp: search_pb2.SearchResponse) -> list[str]:
     return [h.item_id for h in resp.hits]
 
