@@ -27,7 +27,11 @@ from svc_analytics import store as report_store
 from tests.conftest import Stack
 from tests.integration import analytics_support as ev
 
-pytestmark = pytest.mark.integration
+# Each test runs the Spark job once or twice (a batch took 100 s on a busy
+# two-core machine) and its own waits are up to 400 s each: the suite's
+# 300 s guard would cut them short, and a test cut off inside a py4j call
+# leaves the in-process JVM out of step for the Spark tests after it.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 LATE_SECONDS = 600

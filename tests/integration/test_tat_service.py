@@ -256,9 +256,22 @@ async def test_item_stocked_only_far_away_gets_the_far_eta(services: Any, tat: A
     item = f"far-{uuid.uuid4().hex[:8]}"
     async with inv.channel() as channel:
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
-        await stub.SetStock(inventory_pb2.SetStockRequest(
-            item_id=item, warehouse_id="WH-GUW", available=5, request_id=uuid.uuid4().hex),
-            metadata=ADMIN)
+        stock = inventory_pb2.SetStockRequest(
+            item_id=item, warehouse_id="WH-GUW", available=5, request_id=uuid.uuid4().hex)
+
+        async def stocked() -> bool:
+            # Inventory asks tat about the warehouse; its channel may still be
+            # in reconnect back-off from the tat copies just replaced. The
+            # same request_id makes the retry one change.
+            try:
+                await stub.SetStock(stock, metadata=ADMIN)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                return False
+            return True
+
+        await _wait_for(stocked, timeout=30, what="inventory reaches the new tat")
 
         # Kolkata: WH-KOL is the fastest route, but only WH-GUW holds the item.
         routes = await tat.ListRoutes(pb.ListRoutesRequest(pincode="700091"))
