@@ -1,7 +1,7 @@
 """Leases: how background work stays safe when a service runs as several
 processes.
 
-Two kinds, one per store:
+Three kinds, one per store:
 
 * :func:`mariadb_lock` - a MariaDB named lock (``GET_LOCK(name, 0)``) held
   on one connection for the duration of a ``async with``. The server drops
@@ -17,6 +17,8 @@ Two kinds, one per store:
   patch) makes each of those updates atomic. A dead holder's lease expires
   after ``ttl`` seconds; clocks of the processes are assumed to agree to
   well within ``ttl`` (one machine here; NTP on a cluster).
+* :class:`IndexLease` - the same lease as a document in an Elasticsearch
+  index (svc_search has no other store), compare-and-set on ``_seq_no``.
 """
 
 from __future__ import annotations
@@ -137,3 +139,67 @@ class DocumentLease:
         if doc is None or doc.get("until", 0) < time.time():
             return None
         return str(doc["owner"])
+
+
+class IndexLease:
+    """A named lease as a document in an Elasticsearch index, for services
+    whose only store is Elasticsearch: ``{owner, until}``, created with
+    ``op_type=create`` when absent, and taken over when expired (or renewed
+    by its holder) with a compare-and-set on the document's ``_seq_no``, so
+    one copy wins. Same use as :class:`DocumentLease`."""
+
+    def __init__(self, client: Any, index: str, name: str, *, ttl: float = 120.0,
+                 owner: str | None = None) -> None:
+        """``client`` is an ``AsyncElasticsearch``."""
+        self.client = client
+        self.index = index
+        self.name = name
+        self.ttl = ttl
+        self.owner = owner or uuid.uuid4().hex
+
+    async def _current(self) -> dict[str, Any] | None:
+        from elasticsearch import NotFoundError
+
+        try:
+            return dict((await self.client.get(index=self.index, id=self.name)).body)
+        except NotFoundError:
+            return None
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease; True while this owner holds it."""
+        from elasticsearch import ConflictError
+
+        body = {"owner": self.owner, "until": time.time() + self.ttl}
+        try:
+            await self.client.create(index=self.index, id=self.name, document=body,
+                                     refresh=True)
+            return True
+        except ConflictError:
+            pass
+        current = await self._current()
+        if current is None:
+            return False  # released just now: the next try takes it
+        held = current["_source"]
+        if held.get("owner") != self.owner and held.get("until", 0) > time.time():
+            return False
+        try:
+            await self.client.index(index=self.index, id=self.name, document=body,
+                                    refresh=True, if_seq_no=current["_seq_no"],
+                                    if_primary_term=current["_primary_term"])
+        except ConflictError:
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Give the lease up (only if still ours)."""
+        from elasticsearch import ConflictError, NotFoundError
+
+        current = await self._current()
+        if current is None or current["_source"].get("owner") != self.owner:
+            return
+        try:
+            await self.client.delete(index=self.index, id=self.name, refresh=True,
+                                     if_seq_no=current["_seq_no"],
+                                     if_primary_term=current["_primary_term"])
+        except (ConflictError, NotFoundError):
+            pass  # taken over or gone meanwhile: not ours any more

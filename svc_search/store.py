@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from elastic_transport import AiohttpHttpNode
-from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
+from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 from elasticsearch.helpers import async_scan
 
+from mesh.lease import IndexLease
 from svc_search import domain
 
 log = logging.getLogger(__name__)
@@ -70,8 +67,6 @@ class StoredDoc:
 class SearchIndex:
     """The item index, addressed through its alias."""
 
-    LEASE_ID = "rebuild"
-
     def __init__(self, client: AsyncElasticsearch, alias: str, *,
                  refresh_interval: str = "1s", shards: int = 1, replicas: int = 0,
                  lease_seconds: float = 120.0, lease_poll_seconds: float = 1.0) -> None:
@@ -80,13 +75,10 @@ class SearchIndex:
         self.refresh_interval = refresh_interval
         self.shards = shards
         self.replicas = replicas
-        # A rebuild renews its lease as it copies; a copy that died frees it
-        # after lease_seconds.
-        self.lease_seconds = lease_seconds
+        # One rebuild at a time across copies; it renews the lease as it
+        # copies, and a copy that died frees it after lease_seconds.
+        self.lease = IndexLease(client, f"{alias}-lease", "rebuild", ttl=lease_seconds)
         self.lease_poll_seconds = lease_poll_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._lease_at: tuple[int, int] | None = None  # (seq_no, primary_term) we wrote
-        self._renewed = 0.0
 
     def physical(self, version: int) -> str:
         """``<alias>-v<version>``."""
@@ -130,7 +122,7 @@ class SearchIndex:
             index, version = found
             if version >= domain.SCHEMA_VERSION:
                 return index
-            if await self.take_lease():
+            if await self._take_lease():
                 try:
                     # Under the lease, look again: a copy may just have finished.
                     found = await self.current()
@@ -139,81 +131,24 @@ class SearchIndex:
                     old = found[0] if found is not None else index
                     return await self.rebuild(old, self.physical(domain.SCHEMA_VERSION))
                 finally:
-                    await self.release_lease()
+                    await self.lease.release()
             log.info("another copy is rebuilding the search index; waiting",
                      extra={"alias": self.alias})
             await asyncio.sleep(self.lease_poll_seconds)
 
-    # -- the rebuild lease ------------------------------------------------
-
-    @property
-    def lease_index(self) -> str:
-        return f"{self.alias}-lease"
-
-    async def _lease_doc(self) -> dict[str, Any] | None:
+    async def _take_lease(self) -> bool:
         try:
-            resp = await self.client.get(index=self.lease_index, id=self.LEASE_ID)
-        except NotFoundError:
-            return None
-        return dict(resp.body)
-
-    async def take_lease(self) -> bool:
-        """Take the rebuild lease: create it, or take it over once expired
-        (compare-and-set on its ``_seq_no``, so one copy wins). False while
-        another copy holds it."""
-        with_index = {"number_of_shards": 1, "number_of_replicas": self.replicas}
-        try:
-            await self.client.indices.create(index=self.lease_index, settings=with_index)
+            await self.client.indices.create(
+                index=self.lease.index,
+                settings={"number_of_shards": 1, "number_of_replicas": self.replicas})
         except BadRequestError as exc:
             if "resource_already_exists" not in str(exc):
                 raise
-        body = {"owner": self.owner, "until": time.time() + self.lease_seconds}
-        try:
-            resp = await self.client.create(index=self.lease_index, id=self.LEASE_ID,
-                                            document=body, refresh=True)
-        except ConflictError:
-            current = await self._lease_doc()
-            if current is None or current["_source"].get("until", 0) > time.time():
-                return False
-            try:
-                resp = await self.client.index(
-                    index=self.lease_index, id=self.LEASE_ID, document=body, refresh=True,
-                    if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"])
-            except ConflictError:
-                return False
-            log.warning("took over an expired search rebuild lease",
-                        extra={"from": current["_source"].get("owner")})
-        self._lease_at = (resp["_seq_no"], resp["_primary_term"])
-        self._renewed = time.monotonic()
-        return True
+        return await self.lease.acquire()
 
-    async def renew_lease(self) -> None:
-        """Push the lease's expiry on (at most every third of its length);
-        raises when another copy took it meanwhile."""
-        if self._lease_at is None or time.monotonic() - self._renewed < self.lease_seconds / 3:
-            return
-        seq_no, term = self._lease_at
-        body = {"owner": self.owner, "until": time.time() + self.lease_seconds}
-        try:
-            resp = await self.client.index(index=self.lease_index, id=self.LEASE_ID,
-                                           document=body, refresh=True,
-                                           if_seq_no=seq_no, if_primary_term=term)
-        except (ConflictError, NotFoundError) as exc:
-            self._lease_at = None
-            raise RuntimeError("lost the search rebuild lease to another copy") from exc
-        self._lease_at = (resp["_seq_no"], resp["_primary_term"])
-        self._renewed = time.monotonic()
-
-    async def release_lease(self) -> None:
-        if self._lease_at is None:
-            return
-        seq_no, term = self._lease_at
-        self._lease_at = None
-        try:
-            await self.client.delete(index=self.lease_index, id=self.LEASE_ID, refresh=True,
-                                     if_seq_no=seq_no, if_primary_term=term)
-        except (ConflictError, NotFoundError):
-            pass  # taken over or gone: not ours any more
+    async def _renew_lease(self) -> None:
+        if not await self.lease.acquire():
+            raise RuntimeError("lost the search rebuild lease to another copy")
 
     async def rebuild(self, old: str, new: str, *, batch: int = 500) -> str:
         """Copy every document of ``old`` into a fresh ``new`` (scroll + bulk)
@@ -237,12 +172,12 @@ class SearchIndex:
                 await self._bulk(chunk)
                 copied += len(chunk) // 2
                 chunk = []
-                await self.renew_lease()
+                await self._renew_lease()
         if chunk:
             await self._bulk(chunk)
             copied += len(chunk) // 2
         await self.client.indices.refresh(index=new)
-        await self.renew_lease()
+        await self._renew_lease()
         await self.client.indices.update_aliases(actions=[
             {"remove": {"index": old, "alias": self.alias}},
             {"add": {"index": new, "alias": self.alias}},

@@ -186,7 +186,7 @@ async def test_two_copies_starting_together_rebuild_once(
         es.indices.refresh(index=alias)
         assert es.count(index=alias)["count"] == 400
         # The lease is released for the next schema change.
-        assert not es.exists(index=f"{alias}-lease", id=SearchIndex.LEASE_ID)
+        assert not es.exists(index=copies[0].lease.index, id=copies[0].lease.name)
     finally:
         await client.close()
 
@@ -199,7 +199,7 @@ async def test_a_dead_copys_rebuild_lease_is_taken_over_once_expired(
     try:
         await index.ensure()
         # A copy that took the lease and died: its lease ran out a while ago.
-        es.index(index=f"{alias}-lease", id=SearchIndex.LEASE_ID, refresh=True,
+        es.index(index=index.lease.index, id=index.lease.name, refresh=True,
                  document={"owner": "dead-copy", "until": time.time() - 1})
         monkeypatch.setattr(domain, "SCHEMA_VERSION", 2)
         monkeypatch.setitem(domain.MAPPINGS, "_meta", {"schema_version": 2})
